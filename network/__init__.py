@@ -1,0 +1,25 @@
+"""ATM-VFI video frame interpolation.
+
+Conventions used throughout the package: frames are RGB in [0, 1], tensors [B, 3, H, W];
+t = 0.5 is the frame synthesised between frame 0 and frame 1; flows are backward (from the
+synthesised frame into frame 0 or 1), [B, 2, H, W], x then y, in pixels of the grid they live
+on (so always name the scale); pyramids and per-level lists are ordered finest first.
+
+    from network import load_network, InputPadder
+    model = load_network("atm-vfi-base.pt")          # variant detected from the weights
+    middle = model(im0, im1)["I_t"]
+"""
+from .checkpoint import (CheckpointError, clean_state_dict, detect_variant, load_model_checkpoint,
+                         load_network, read_checkpoint, read_state_dict)
+from .config import BASE, LITE, VARIANTS, NetworkConfig
+from .model import Network
+from .padding import InputPadder
+from .runtime import PRECISIONS, UserError, autocast, select_device
+from .warp import downsample_half, upsample_flow, warp_backward
+
+__all__ = [
+    "BASE", "LITE", "VARIANTS", "NetworkConfig", "Network", "InputPadder", "CheckpointError",
+    "UserError", "autocast", "select_device", "PRECISIONS", "clean_state_dict", "detect_variant",
+    "load_model_checkpoint", "load_network", "read_checkpoint", "read_state_dict",
+    "downsample_half", "upsample_flow", "warp_backward",
+]

@@ -1,0 +1,256 @@
+"""Window transformers: the ATMFormer (attention-to-motion) and the Swin-style feature enhancer.
+
+Both run on the two frames stacked as one batch, frame-major: rows [0, B) are frame 0 and
+rows [B, 2B) frame 1. Feature maps are channels-last, [2B, h, w, D]; tokens are row-major.
+Windows are `ws x ws` cells; a map whose sides are not multiples of `ws` is zero-padded
+symmetrically first (the odd cell at the bottom/right), and shifted blocks roll the padded
+canvas by `ws / 2` cells, as in Swin.
+"""
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from torch import Tensor, nn
+
+MASKED = -100.0  # additive attention logit of a forbidden key (the released weights assume -100)
+
+
+def window_partition(x: Tensor, ws: int) -> Tensor:
+    """[n, Hp, Wp, D] -> [n * Hp/ws * Wp/ws, ws*ws, D], windows image-major, cells row-major."""
+    return rearrange(x, "n (wh y) (ww x) d -> (n wh ww) (y x) d", y=ws, x=ws)
+
+
+def window_reverse(windows: Tensor, ws: int, height: int, width: int) -> Tensor:
+    """Inverse of `window_partition`: [n * nW, ws*ws, D] -> [n, height, width, D]."""
+    return rearrange(windows, "(n wh ww) (y x) d -> n (wh y) (ww x) d",
+                     wh=height // ws, ww=width // ws, y=ws, x=ws)
+
+
+def _band_labels(size: int, cuts: tuple[int, int], device: torch.device) -> Tensor:
+    """Label 0/1/2 of each index of range(size) by the band [0, c0), [c0, c1), [c1, size)."""
+    index = torch.arange(size, device=device)
+    return (index >= cuts[0]).long() + (index >= cuts[1]).long()
+
+
+def _region_mask(rows: Tensor, cols: Tensor, ws: int) -> Tensor:
+    """Additive mask [nW, N, N] forbidding attention between cells of different regions.
+
+    rows: [Hp] band label per canvas row; cols: [Wp] band label per canvas column.
+    """
+    labels = (3 * rows[:, None] + cols[None, :]).unsqueeze(0).unsqueeze(-1)   # [1, Hp, Wp, 1]
+    labels = window_partition(labels, ws).squeeze(-1)                         # [nW, N]
+    return labels[:, None, :] != labels[:, :, None]                            # [nW, N, N]
+
+
+def window_attention_mask(height: int, width: int, ws: int, shift: int,
+                          device: torch.device) -> Tensor | None:
+    """Additive mask [nW, N, N] for one image of an h x w map, or None when nothing is masked.
+
+    Padding cells may only attend to padding cells of the same border region; with a shift,
+    cells wrapped around by the roll may only attend to their own region. The padding regions
+    are those of the un-rolled canvas even in shifted blocks: the released weights were trained
+    with that placement, so it is kept.
+    """
+    pad_h, pad_w = -height % ws, -width % ws
+    canvas_h, canvas_w = height + pad_h, width + pad_w
+    masked = None
+    if pad_h or pad_w:
+        top, left = pad_h // 2, pad_w // 2
+        masked = _region_mask(_band_labels(canvas_h, (top, top + height), device),
+                              _band_labels(canvas_w, (left, left + width), device), ws)
+    if shift:
+        wrapped = _region_mask(_band_labels(canvas_h, (canvas_h - ws, canvas_h - shift), device),
+                               _band_labels(canvas_w, (canvas_w - ws, canvas_w - shift), device), ws)
+        masked = wrapped if masked is None else masked | wrapped
+    if masked is None:
+        return None
+    return torch.zeros(masked.shape, device=device).masked_fill_(masked, MASKED)
+
+
+def window_offsets(ws: int) -> Tensor:
+    """Offsets from query cell i to key cell j of a window: [1, 1, 2, N, N], (dx, dy), cells."""
+    ys, xs = torch.meshgrid(torch.arange(ws), torch.arange(ws), indexing="ij")
+    xs, ys = xs.flatten().float(), ys.flatten().float()
+    dx = xs[None, :] - xs[:, None]
+    dy = ys[None, :] - ys[:, None]
+    return torch.stack((dx, dy))[None, None]
+
+
+def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
+    """Softmax attention inside windows, with an optional per-window additive mask.
+
+    q, k: [n * nW, heads, N, d]; v: [n * nW, heads, N, dv]; mask: [nW, N, N] (window k of the
+    flat batch uses mask[k mod nW]) or None. Returns [n * nW, heads, N, dv].
+    """
+    logits = (q @ k.transpose(-1, -2)) * scale                       # [n * nW, heads, N, N]
+    if mask is not None:
+        n_windows = mask.shape[0]
+        logits = logits.view(-1, n_windows, *logits.shape[1:]) + mask.unsqueeze(1)
+        logits = logits.flatten(0, 1)
+    return logits.softmax(dim=-1) @ v
+
+
+class AttentionToMotion(nn.Module):
+    """Cross attention between co-located windows of the two frames that also returns motion.
+
+    Queries come from a window of one frame, keys and values from the same window of the
+    other frame. The motion of query cell i is the attention-weighted mean offset to the
+    key cells, sum_j a_ij (p_j - p_i), per head; a small MLP fuses the heads' motions.
+    Since every attention row sums to one, sum_j a_ij p_j - p_i equals it, so appending the
+    key coordinates to the values gives appearance and motion from one fused attention.
+    """
+
+    def __init__(self, dim: int, num_heads: int, window_size: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.register_buffer("relative_coord", window_offsets(window_size))  # [1, 1, 2, N, N]
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(num_heads, num_heads // 2), nn.GELU(),
+                                 nn.Linear(num_heads // 2, 1))
+
+    def forward(self, z: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
+        """z: [2B * nW, N, D] normalised window tokens, frame 0's windows first.
+        mask: [nW, N, N] additive, or None.
+
+        Returns the attended appearance [2B * nW, N, D] and the motion [2B * nW, N, 2] of
+        every query cell towards the other frame, in cells, x then y.
+        """
+        windows, cells, dim = z.shape
+        heads = self.num_heads
+        q = rearrange(self.q(z), "n t (h d) -> n h t d", h=heads)
+        kv = self.kv(z)
+        kv = torch.cat((kv[windows // 2:], kv[:windows // 2]))          # the other frame's windows
+        k, v = rearrange(kv, "n t (two h d) -> two n h t d", two=2, h=heads)
+        # Key coordinates (x, y) of each cell, appended to the values.
+        key_xy = self.relative_coord[0, 0, :, 0, :].t().to(v.dtype)      # [N, 2] = p_j - p_0
+        v = torch.cat((v, key_xy.expand(windows, heads, cells, 2)), dim=-1)
+        out = windowed_attention(q, k, v, mask, self.scale)            # [nWB, heads, N, hd + 2]
+        appearance = self.proj(rearrange(out[..., :-2], "n h t d -> n t (h d)"))
+        head_motion = out[..., -2:].float() - key_xy.float()            # [nWB, heads, N, 2]
+        motion = self.mlp(rearrange(head_motion, "n h t c -> n t c h").to(z.dtype)).squeeze(-1)
+        return appearance, motion
+
+
+class WindowSelfAttention(nn.Module):
+    """Multi-head self attention inside each window (no position bias)."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        self.num_heads = num_heads
+        self.scale = (dim // num_heads) ** -0.5
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, z: Tensor, mask: Tensor | None) -> tuple[Tensor, None]:
+        """z: [n * nW, N, D]; mask: [nW, N, N] additive, or None -> ([n * nW, N, D], None)."""
+        q, k, v = rearrange(self.qkv(z), "n t (three h d) -> three n h t d", three=3,
+                            h=self.num_heads)
+        out = windowed_attention(q, k, v, mask, self.scale)
+        return self.proj(rearrange(out, "n h t d -> n t (h d)")), None
+
+
+class DepthwiseConv(nn.Module):
+    """3x3 depthwise convolution applied to a token map."""
+
+    def __init__(self, dim: int):
+        super().__init__()
+        self.dwconv = nn.Conv2d(dim, dim, 3, 1, 1, groups=dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [n, h, w, D] -> [n, h, w, D] (convolved channels-last, without a layout copy)."""
+        return self.dwconv(x.permute(0, 3, 1, 2)).permute(0, 2, 3, 1)
+
+
+class DepthwiseConvMlp(nn.Module):
+    """Token MLP with a depthwise convolution between the two layers: fc1 -> dwconv -> GELU -> fc2."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.dwconv = DepthwiseConv(hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [n, h, w, D] -> [n, h, w, D]."""
+        return self.fc2(self.act(self.dwconv(self.fc1(x))))
+
+
+class WindowBlock(nn.Module):
+    """One transformer block on (optionally shifted) windows, with motion when the attention
+    is `AttentionToMotion`.
+
+    The attention output is added to the normalised window tokens, not to the block input:
+    the released weights were trained that way.
+    """
+
+    def __init__(self, attn: nn.Module, dim: int, window_size: int, shift: int, mlp_ratio: int):
+        super().__init__()
+        self.window_size, self.shift = window_size, shift
+        self.norm1 = nn.LayerNorm(dim)
+        self.attn = attn
+        self.norm2 = nn.LayerNorm(dim)
+        self.mlp = DepthwiseConvMlp(dim, mlp_ratio * dim)
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor | None]:
+        """x: [n, h, w, D] -> (x: [n, h, w, D], motion: [n, h, w, 2] cells, x then y, or None)."""
+        n, height, width, _ = x.shape
+        ws, shift = self.window_size, self.shift
+        pad_h, pad_w = -height % ws, -width % ws
+        top, left = pad_h // 2, pad_w // 2
+        if pad_h or pad_w:
+            x = F.pad(x, (0, 0, left, pad_w - left, top, pad_h - top))
+        canvas_h, canvas_w = height + pad_h, width + pad_w
+        if shift:
+            x = torch.roll(x, shifts=(-shift, -shift), dims=(1, 2))
+        mask = window_attention_mask(height, width, ws, shift, x.device)
+        z = self.norm1(window_partition(x, ws))                          # [n * nW, N, D]
+        appearance, motion = self.attn(z, mask)
+        maps = [window_reverse(z + appearance, ws, canvas_h, canvas_w)]
+        if motion is not None:
+            maps.append(window_reverse(motion, ws, canvas_h, canvas_w))
+        if shift:
+            maps = [torch.roll(m, shifts=(shift, shift), dims=(1, 2)) for m in maps]
+        maps = [m[:, top:top + height, left:left + width] for m in maps]
+        x = maps[0].contiguous()
+        x = x + self.mlp(self.norm2(x))
+        return x, (maps[1] if motion is not None else None)
+
+
+class ATMFormer(nn.Sequential):
+    """Two attention-to-motion blocks, unshifted then shifted by half a window."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: int):
+        super().__init__(*(
+            WindowBlock(AttentionToMotion(dim, num_heads, window_size), dim, window_size,
+                        shift, mlp_ratio)
+            for shift in (0, window_size // 2)))
+
+    def forward(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """x: [2B, h, w, D] -> (x: [2B, h, w, D], motion: [B, 8, h, w]).
+
+        Motion channels: block 0 (frame 0 x, y, frame 1 x, y), then block 1 likewise; cells
+        of this level, from each frame towards the other.
+        """
+        motions = []
+        for block in self:
+            x, motion = block(x)
+            motions.append(rearrange(motion, "(f b) h w c -> b (f c) h w", f=2))
+        return x, torch.cat(motions, dim=1)
+
+
+class FeatureEnhancer(nn.Sequential):
+    """Two Swin self-attention blocks (unshifted, shifted) refining the local tokens."""
+
+    def __init__(self, dim: int, num_heads: int, window_size: int, mlp_ratio: int):
+        super().__init__(*(
+            WindowBlock(WindowSelfAttention(dim, num_heads), dim, window_size, shift, mlp_ratio)
+            for shift in (0, window_size // 2)))
+
+    def forward(self, x: Tensor) -> Tensor:
+        """x: [n, h, w, D] -> [n, h, w, D]."""
+        for block in self:
+            x, _ = block(x)
+        return x

@@ -1,0 +1,112 @@
+"""The authors' released checkpoints, by name, downloaded once into a local cache.
+
+`resolve_checkpoint("base")` returns `~/.cache/atm-vfi/atm-vfi-base.pt`, fetching
+it from Google Drive with gdown only when the file is not there yet; any other
+string is taken as a path to a checkpoint file. Set `ATM_VFI_CACHE` to use
+another cache directory.
+"""
+import logging
+import os
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+from .runtime import UserError
+
+log = logging.getLogger(__name__)
+
+CACHE_ENV = "ATM_VFI_CACHE"
+
+
+@dataclass(frozen=True)
+class Pretrained:
+    file_name: str  # name of the file in the cache directory
+    drive_id: str  # Google Drive file id, as the authors' README gives it
+    variant: str  # architecture of the weights: "base" | "lite"
+
+    @property
+    def url(self) -> str:
+        return f"https://drive.google.com/uc?id={self.drive_id}"
+
+
+PRETRAINED = {
+    "base": Pretrained("atm-vfi-base.pt", "1AVX1n5HGPK8hmuo23aLtAL46FnGf0YIU", "base"),
+    "lite": Pretrained("atm-vfi-lite.pt", "1_WYXzeFezkJGLhx_dIVyoDUS4E6_qapM", "lite"),
+    # Base architecture after the perceptual fine-tuning phase.
+    "pct": Pretrained("atm-vfi-base-pct.pt", "1QiDkavHmzGfkma1QUP21hdl9Znyq7Gxy", "base"),
+}
+
+
+def cache_dir() -> Path:
+    """Where named checkpoints live: $ATM_VFI_CACHE, else ~/.cache/atm-vfi."""
+    configured = os.environ.get(CACHE_ENV)
+    return Path(configured).expanduser() if configured else Path.home() / ".cache" / "atm-vfi"
+
+
+def resolve_checkpoint(name_or_path: str | Path, cache: Path | None = None,
+                       download: bool = True) -> Path:
+    """Turn `base` / `lite` / `pct` or a file path into the path of an existing file.
+
+    A name is looked up in `cache` (default `cache_dir()`) and downloaded there
+    when missing and `download` is true; nothing touches the network when the
+    file is present. Raises UserError for a missing path or a failed download.
+    (A file literally called `base` in the working directory is `./base`.)
+    """
+    if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
+        return _cached_or_downloaded(name_or_path, cache or cache_dir(), download)
+    path = Path(name_or_path).expanduser()
+    if not path.is_file():
+        names = ", ".join(PRETRAINED)
+        raise UserError(f"checkpoint not found: {path} (give a file or one of: {names})")
+    return path
+
+
+def _manual_steps(name: str, target: Path) -> str:
+    entry = PRETRAINED[name]
+    return (f"download {entry.url} in a browser and save it as {target}, "
+            f"or pass --ckpt /path/to/{entry.file_name}")
+
+
+def _cached_or_downloaded(name: str, cache: Path, download: bool) -> Path:
+    target = cache / PRETRAINED[name].file_name
+    if target.is_file():
+        return target
+    if not download:
+        raise UserError(f"the '{name}' checkpoint is not in {cache}: {_manual_steps(name, target)}")
+    cache.mkdir(parents=True, exist_ok=True)
+    partial = target.with_name(target.name + ".part")
+    log.info("downloading the '%s' checkpoint to %s (once)", name, target)
+    try:
+        _download(PRETRAINED[name].drive_id, partial)
+    except UserError as error:
+        partial.unlink(missing_ok=True)
+        raise UserError(f"could not download the '{name}' checkpoint ({error}); "
+                        f"{_manual_steps(name, target)}") from None
+    os.replace(partial, target)
+    return target
+
+
+def _download(drive_id: str, destination: Path) -> None:
+    """Fetch one Google Drive file to `destination`; UserError when that fails."""
+    import gdown  # imported here: only a download needs it
+
+    failures = (OSError, gdown.exceptions.FileURLRetrievalError,
+                getattr(gdown.exceptions, "DownloadError", OSError))
+    try:
+        gdown.download(id=drive_id, output=str(destination), quiet=False)
+    except failures as error:
+        reason = str(error).strip().splitlines()
+        raise UserError(reason[0] if reason else type(error).__name__) from None
+    if not destination.is_file():
+        raise UserError("nothing was downloaded")
+    if not _looks_like_torch_file(destination):
+        raise UserError("the downloaded file is not a PyTorch checkpoint "
+                        "(Google Drive may be refusing the download for now)")
+
+
+def _looks_like_torch_file(path: Path) -> bool:
+    """torch.save writes a zip archive (or, in old versions, a pickle starting with 0x80)."""
+    if zipfile.is_zipfile(path):
+        return True
+    with path.open("rb") as file:
+        return file.read(1) == b"\x80"

@@ -1,0 +1,43 @@
+"""Where and in which precision to run: device choice, autocast, and user-facing errors."""
+import contextlib
+
+import torch
+
+
+class UserError(Exception):
+    """A mistake in the user's input or setup; command-line tools print it as one line."""
+
+
+def select_device(name: str = "auto") -> torch.device:
+    """"auto" picks cuda, then mps, then cpu; otherwise the named device, if it is available."""
+    if name == "auto":
+        if torch.cuda.is_available():
+            return torch.device("cuda")
+        if torch.backends.mps.is_available():
+            return torch.device("mps")
+        return torch.device("cpu")
+    try:
+        device = torch.device(name)
+    except RuntimeError:
+        raise UserError(f"unknown device {name!r}; use auto, cpu, cuda, cuda:N or mps") from None
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise UserError("device cuda requested but CUDA is not available on this machine")
+    if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
+        raise UserError(f"device {name} requested but only {torch.cuda.device_count()} CUDA "
+                        "device(s) exist")
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise UserError("device mps requested but MPS is not available on this machine")
+    return device
+
+
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def autocast(device: torch.device, precision: str = "fp32") -> contextlib.AbstractContextManager:
+    """Mixed-precision context for `precision` ("fp32", "bf16" or "fp16") on `device`."""
+    if precision not in PRECISIONS:
+        raise UserError(f"unknown precision {precision!r}; use one of {', '.join(PRECISIONS)}")
+    dtype = PRECISIONS[precision]
+    if dtype is None:
+        return contextlib.nullcontext()
+    return torch.autocast(device_type=device.type, dtype=dtype)

@@ -1,0 +1,43 @@
+"""Resampling primitives shared by every stage: backward warping and flow/image rescaling.
+
+All resampling uses `align_corners=True`: pixel centres sit at integer coordinates and the
+corner pixels of two grids coincide.
+"""
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+
+def warp_backward(image: Tensor, flow: Tensor) -> Tensor:
+    """Sample `image` at p + flow(p) bilinearly; taps outside the image read 0.
+
+    image: [B, C, H, W]; flow: [B, 2, H, W], pixels of this grid, x (right) then y (down).
+    Returns [B, C, H, W] in the dtype of `image`. Coordinates are formed in float32 so that
+    low-precision autocast does not move samples by whole pixels.
+    """
+    _, _, height, width = flow.shape
+    flow = flow.float()
+    xs = torch.arange(width, device=flow.device, dtype=torch.float32)
+    ys = torch.arange(height, device=flow.device, dtype=torch.float32).unsqueeze(1)
+    grid_x = 2.0 * (xs + flow[:, 0]) / (width - 1) - 1.0    # [B, H, W]
+    grid_y = 2.0 * (ys + flow[:, 1]) / (height - 1) - 1.0
+    grid = torch.stack((grid_x, grid_y), dim=-1)             # [B, H, W, 2]
+    out = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros",
+                        align_corners=True)
+    return out.to(image.dtype)
+
+
+def upsample_flow(flow: Tensor, factor: int) -> Tensor:
+    """Resize a flow field by an integer factor and rescale its values to the new grid.
+
+    flow: [B, 2, H, W], pixels -> [B, 2, factor*H, factor*W], pixels of the finer grid.
+    """
+    return factor * F.interpolate(flow, scale_factor=factor, mode="bilinear", align_corners=True)
+
+
+def downsample_half(image: Tensor) -> Tensor:
+    """Halve an image by bilinear point sampling (no anti-aliasing).
+
+    image: [B, C, H, W] -> [B, C, H//2, W//2].
+    """
+    return F.interpolate(image, scale_factor=0.5, mode="bilinear", align_corners=True)
