@@ -12,6 +12,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 MASKED = -100.0  # additive attention logit of a forbidden key (the released weights assume -100)
+MLP_BAND_TOKENS = 1 << 15       # tokens per band of the transformer MLP on large maps
+ATTENTION_CHUNK_ELEMENTS = 1 << 24  # attention logits materialised at once
 
 
 def window_partition(x: Tensor, ws: int) -> Tensor:
@@ -78,15 +80,25 @@ def window_offsets(ws: int) -> Tensor:
 def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
     """Softmax attention inside windows, with an optional per-window additive mask.
 
+    The softmax is computed explicitly (in chunks of windows, to bound memory) rather than by
+    a fused kernel: the motion branches amplify rounding differences, and this order of
+    operations is the one that reproduces the released model's float32 outputs.
+
     q, k: [n * nW, heads, N, d]; v: [n * nW, heads, N, dv]; mask: [nW, N, N] (window k of the
     flat batch uses mask[k mod nW]) or None. Returns [n * nW, heads, N, dv].
     """
-    logits = (q @ k.transpose(-1, -2)) * scale                       # [n * nW, heads, N, N]
-    if mask is not None:
-        n_windows = mask.shape[0]
-        logits = logits.view(-1, n_windows, *logits.shape[1:]) + mask.unsqueeze(1)
-        logits = logits.flatten(0, 1)
-    return logits.softmax(dim=-1) @ v
+    windows, heads, cells, _ = q.shape
+    n_windows = 1 if mask is None else mask.shape[0]
+    chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (heads * cells * cells))
+    out = v.new_empty(windows, heads, cells, v.shape[-1])
+    for start in range(0, windows, chunk):
+        stop = min(windows, start + chunk)
+        logits = (q[start:stop] @ k[start:stop].transpose(-1, -2)) * scale   # [c, heads, N, N]
+        if mask is not None:
+            index = torch.arange(start, stop, device=mask.device) % n_windows
+            logits += mask[index].unsqueeze(1)
+        out[start:stop] = logits.softmax(dim=-1) @ v[start:stop]
+    return out
 
 
 class AttentionToMotion(nn.Module):
@@ -96,7 +108,8 @@ class AttentionToMotion(nn.Module):
     other frame. The motion of query cell i is the attention-weighted mean offset to the
     key cells, sum_j a_ij (p_j - p_i), per head; a small MLP fuses the heads' motions.
     Since every attention row sums to one, sum_j a_ij p_j - p_i equals it, so appending the
-    key coordinates to the values gives appearance and motion from one fused attention.
+    key coordinates to the values gives appearance and motion from one attention product,
+    without an [N, N, 2] offset tensor.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int):
@@ -174,8 +187,22 @@ class DepthwiseConvMlp(nn.Module):
         self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
-        """x: [n, h, w, D] -> [n, h, w, D]."""
-        return self.fc2(self.act(self.dwconv(self.fc1(x))))
+        """x: [n, h, w, D] -> [n, h, w, D].
+
+        Large maps run in bands of rows (each with a one-row halo for the 3x3 convolution), so
+        the hidden activations, `mlp_ratio` times wider than the tokens, exist for one band only.
+        """
+        n, height, width, _ = x.shape
+        rows = max(1, MLP_BAND_TOKENS // (n * width))
+        if rows >= height:
+            return self.fc2(self.act(self.dwconv(self.fc1(x))))
+        out = x.new_empty(n, height, width, self.fc2.out_features)
+        for top in range(0, height, rows):
+            bottom = min(height, top + rows)
+            first, last = max(0, top - 1), min(height, bottom + 1)   # band plus halo rows
+            hidden = self.dwconv(self.fc1(x[:, first:last]))[:, top - first:bottom - first]
+            out[:, top:bottom] = self.fc2(self.act(hidden))
+        return out
 
 
 class WindowBlock(nn.Module):

@@ -1,12 +1,61 @@
 """Convolution units used throughout the network (state-dict layout `<name>.0` conv, `<name>.1` PReLU)."""
-from torch import nn
+from collections.abc import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+INPLACE_CHANNELS = 32     # channels activated per step by the in-place PReLU
+BAND_PIXELS = 1 << 17     # input pixels per band of `map_row_bands`
+
+
+class PReLU(nn.PReLU):
+    """Per-channel PReLU that, when no gradient is needed, overwrites its input a few channels
+    at a time instead of allocating a second full-size tensor. Use it only on tensors that
+    nothing else reads (fresh convolution outputs)."""
+
+    def forward(self, x: Tensor) -> Tensor:
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            return F.prelu(x, self.weight)
+        for start in range(0, x.shape[1], INPLACE_CHANNELS):
+            part = x[:, start:start + INPLACE_CHANNELS]
+            part.copy_(F.prelu(part, self.weight[start:start + INPLACE_CHANNELS]))
+        return x
 
 
 def conv_prelu(in_ch: int, out_ch: int, stride: int = 1) -> nn.Sequential:
     """3x3 convolution (zero padding 1) followed by a per-channel PReLU."""
-    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), nn.PReLU(out_ch))
+    return nn.Sequential(nn.Conv2d(in_ch, out_ch, 3, stride, 1), PReLU(out_ch))
 
 
 def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
     """2x2 stride-2 transposed convolution (exactly doubles H and W) followed by a PReLU."""
-    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 2, 2), nn.PReLU(out_ch))
+    return nn.Sequential(nn.ConvTranspose2d(in_ch, out_ch, 2, 2), PReLU(out_ch))
+
+
+def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: int = 1,
+                  halo: int = 1, band_pixels: int = BAND_PIXELS) -> Tensor:
+    """`fn(*inputs)`, computed on horizontal bands of rows and stitched together.
+
+    The result equals the unbanded one whenever each output row depends only on the input
+    rows within `halo` rows of it (3x3 convolutions: one row each), while `fn`'s intermediate
+    tensors exist for one band at a time. inputs: [B, C_i, H, W] each; fn's output:
+    [B, C, scale * H, scale * W].
+    """
+    height, width = inputs[0].shape[-2:]
+    rows = max(1, band_pixels // width)
+    if rows >= height:
+        return fn(*inputs)
+    out = None
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
+        first, last = max(0, top - halo), min(height, bottom + halo)
+        band = fn(*(x[:, :, first:last] for x in inputs))
+        band = band[:, :, (top - first) * scale:(bottom - first) * scale]
+        if out is None:
+            layout = (torch.channels_last if band.is_contiguous(memory_format=torch.channels_last)
+                      else torch.contiguous_format)
+            out = torch.empty((band.shape[0], band.shape[1], scale * height, scale * width),
+                              dtype=band.dtype, device=band.device, memory_format=layout)
+        out[:, :, top * scale:bottom * scale] = band
+    return out

@@ -4,16 +4,17 @@ from einops import rearrange
 from torch import Tensor, nn
 
 from .atm import ATMFormer, FeatureEnhancer
-from .blocks import conv_prelu
+from .blocks import conv_prelu, map_row_bands
 from .config import BASE, VARIANTS, NetworkConfig
 from .decoder import decoder_stage, refinement_modules
 from .encoder import CrossScaleFeatureFusion, FeaturePyramid
 from .warp import downsample_half, upsample_flow, warp_backward
 
 MOTION_CHANNELS = 8  # ATMFormer motion: 2 blocks x 2 frames x (x, y)
+SYNTHESIS_MODULES = ("upsample_pyramid", "proj", "down1", "down2", "down3", "up1", "up2", "up3",
+                     "refine_head")
 LOCAL_MODULES = ("feat_extracts", "cross_scale_feature_fusion", "feat_enhance_transformer",
-                 "local_motion_atmformer", "local_motion_mlp", "upsample_pyramid", "proj",
-                 "down1", "down2", "down3", "up1", "up2", "up3", "refine_head")
+                 "local_motion_atmformer", "local_motion_mlp", *SYNTHESIS_MODULES)
 GLOBAL_MODULES = ("last_feat_extract", "global_feature_fusion", "global_motion_atmformer",
                   "global_motion_mlp")
 
@@ -79,6 +80,13 @@ class Network(nn.Module):
         skips = (config.decoder_dims[2], config.decoder_dims[1])
         for name, module in refinement_modules(refine_in, config.refine_width, skips).items():
             self.add_module(name, module)
+        # The decoder and the refinement run channels-last: on CPUs this avoids the transposed
+        # convolutions' large column buffers and layout copies at full resolution. The motion
+        # branches stay in the reference layout, whose rounding they amplify.
+        for name in SYNTHESIS_MODULES:
+            for module in getattr(self, name).modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                    module.to(memory_format=torch.channels_last)
 
     @classmethod
     def from_variant(cls, name: str, global_motion: bool = True,
@@ -159,16 +167,19 @@ class Network(nn.Module):
 
         skips = []
         for stage, k in zip(self.upsample_pyramid, (2, 1, 0)):
-            z = stage(z)                                                  # [B, F_k + 5, H/2^k, .]
+            # Each output row depends on input rows within one row: (PReLU,) deconv, 2 convs.
+            z = map_row_bands(stage, [z], scale=2, halo=1)               # [B, F_k + 5, H/2^k, .]
             motion = z[:, -self.config.motion_out_dim:]
             if k:
                 skips.append(z[:, :-self.config.motion_out_dim])
             levels.append(self._synthesize(pyramid[k], motion))
-        del pyramid
+        del pyramid, motion
         flow_t0, flow_t1 = z[:, -5:-3].clone(), z[:, -3:-1].clone()
         warped0, warped1, blend, mask = levels[-1]
-        residual = self._refine(z, im0, im1, warped0, warped1, blend, skips)
-        refined = blend + residual
+        features = map_row_bands(lambda *parts: self.proj(torch.cat(parts, dim=1)),
+                                 [z, im0, warped0, im1, warped1, blend])  # [B, r, H, W]
+        del z                                                             # the largest tensor
+        refined = blend + self._refine(features, skips)
         levels.reverse()
         return {
             "I_t": refined.clamp(0, 1),
@@ -225,11 +236,12 @@ class Network(nn.Module):
         mask = torch.sigmoid(motion[:, 4:5])
         return warped0, warped1, mask * warped0 + (1 - mask) * warped1, mask
 
-    def _refine(self, z: Tensor, im0: Tensor, im1: Tensor, warped0: Tensor, warped1: Tensor,
-                blend: Tensor, skips: list[Tensor]) -> Tensor:
-        """Residual in (-1, 1) for the blend, [B, 3, H, W]. z: decoder output at full size;
-        skips: decoder features at 1/4 then 1/2 (motion channels removed)."""
-        a0 = self.proj(torch.cat((z, im0, warped0, im1, warped1, blend), dim=1))
+    def _refine(self, a0: Tensor, skips: list[Tensor]) -> Tensor:
+        """Residual in (-1, 1) for the full-resolution blend, [B, 3, H, W].
+
+        a0: [B, r, H, W], the projected decoder output, frames, warped frames and blend;
+        skips: decoder features at 1/4 then 1/2 (motion channels removed), consumed.
+        """
         a1 = self.down1(a0)
         a2 = self.down2(torch.cat((a1, skips.pop()), dim=1))
         a3 = self.down3(torch.cat((a2, skips.pop()), dim=1))
@@ -237,6 +249,9 @@ class Network(nn.Module):
         del a3
         b = self.up2(torch.cat((b, a2), dim=1))
         del a2
-        b = self.up3(torch.cat((b, a1), dim=1))
+        b = map_row_bands(lambda *parts: self.up3(torch.cat(parts, dim=1)), [b, a1], scale=2,
+                          halo=0)
         del a1
-        return 2 * torch.sigmoid(self.refine_head(torch.cat((b, a0), dim=1))) - 1
+        head = map_row_bands(lambda *parts: self.refine_head(torch.cat(parts, dim=1)), [b, a0],
+                             halo=2)
+        return 2 * torch.sigmoid(head) - 1
