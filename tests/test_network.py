@@ -1,0 +1,218 @@
+"""The network against the authors' outputs (conformance cases), the checkpoint contract and
+hand-computed properties."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from network import (BASE, LITE, CheckpointError, InputPadder, Network, detect_variant,
+                     load_model_checkpoint, load_network, read_state_dict, warp_backward)
+from network.atm import MASKED, window_attention_mask
+from network.network_base import Network as BaseNetwork
+from network.network_lite import Network as LiteNetwork
+
+CONFORMANCE = Path(__file__).resolve().parent / "conformance"
+CASES = sorted(CONFORMANCE.glob("cases/*.npz"))
+OUTPUTS = ("I_t", "opt_flow_0", "opt_flow_1", "occ_mask1", "I_t_0", "I_t_1")
+TOLERANCE = 1e-4
+
+
+def read_case(path):
+    data = np.load(path)
+    variant, global_motion, ensemble = (str(x) for x in data["meta"])
+    return data, variant, global_motion == "True", ensemble == "True"
+
+
+def assert_matches_case(model, data, device):
+    with torch.no_grad():
+        out = model(torch.from_numpy(data["im0"]).to(device), torch.from_numpy(data["im1"]).to(device))
+    for key in OUTPUTS:
+        got = out[key].float().cpu().numpy()
+        assert got.shape == data[key].shape, key
+        assert np.abs(got - data[key]).max() <= TOLERANCE, key
+
+
+@pytest.fixture(scope="module")
+def checkpoints(lite_ckpt, base_ckpt):
+    return {"lite": lite_ckpt, "base": base_ckpt}
+
+
+@pytest.mark.parametrize("case", CASES, ids=[c.stem for c in CASES])
+def test_conformance_case(case, checkpoints, device):
+    data, variant, global_motion, ensemble = read_case(case)
+    cls = BaseNetwork if variant == "base" else LiteNetwork
+    model = cls(global_motion=global_motion, ensemble_global_motion=ensemble)
+    load_model_checkpoint(model, checkpoints[variant])
+    assert_matches_case(model.to(device).eval(), data, device)
+
+
+def test_conformance_one_model_across_sizes_and_switches(checkpoints, device):
+    """One model per variant reused across every case, forwards then backwards: a mask or grid
+    cached by less than the full shape would be stale in one of the two orders."""
+    models = {v: load_network(p, device=device) for v, p in checkpoints.items()}
+    for case in CASES + CASES[::-1]:
+        data, variant, global_motion, ensemble = read_case(case)
+        model = models[variant]
+        model.global_motion, model.ensemble_global_motion = global_motion, ensemble
+        assert_matches_case(model, data, device)
+
+
+@pytest.mark.parametrize("variant", ["base", "lite"])
+def test_state_dict_matches_manifest(variant):
+    lines = (CONFORMANCE / f"manifest_{variant}.tsv").read_text().splitlines()[1:]
+    expected = [(row.split("\t")[0], tuple(int(s) for s in row.split("\t")[1].split(","))) for row in lines]
+    model = Network.from_variant(variant)
+    assert [(k, tuple(v.shape)) for k, v in model.state_dict().items()] == expected
+
+
+@pytest.mark.parametrize("config, total, global_branch", [(BASE, 51.56, 27.76), (LITE, 11.98, 5.92)])
+def test_parameter_counts(config, total, global_branch):
+    model = Network(config)
+    count = sum(p.numel() for p in model.parameters())
+    in_global = sum(p.numel() for m in model.global_motion_modules() for p in m.parameters())
+    in_local = sum(p.numel() for m in model.local_motion_modules() for p in m.parameters())
+    assert round(count / 1e6, 2) == total
+    assert round(in_global / 1e6, 2) == global_branch
+    assert in_local + in_global == count
+
+
+def test_freezing_toggles_exactly_one_branch():
+    model = Network(LITE)
+    model.set_local_motion_trainable(False)
+    local = {id(p) for m in model.local_motion_modules() for p in m.parameters()}
+    for p in model.parameters():
+        assert p.requires_grad == (id(p) not in local)
+    model.set_local_motion_trainable(True)
+    model.set_global_motion_trainable(False)
+    assert all(p.requires_grad == (id(p) in local) for p in model.parameters())
+
+
+def test_gradients_reach_every_parameter(lite_ckpt):
+    model = load_network(lite_ckpt).train()
+    torch.manual_seed(0)
+    im0, im1 = torch.rand(2, 1, 3, 64, 64)
+    out = model(im0, im1)
+    loss = out["I_t"].mean() + sum(x.mean() for x in out["im_t_list"][1:])
+    loss.backward()
+    for name, p in model.named_parameters():
+        assert p.grad is not None and p.grad.abs().sum() > 0, name
+
+
+@pytest.mark.parametrize("size", [(100, 150), (64, 64), (37, 211)])
+def test_odd_sizes_through_the_padder(size, lite_ckpt):
+    model = load_network(lite_ckpt)
+    torch.manual_seed(0)
+    im0, im1 = torch.rand(2, 1, 3, *size)
+    padder = InputPadder(im0.shape, divisor=64)
+    assert all(s % 64 == 0 for s in padder.padded_size)
+    with torch.no_grad():
+        middle = padder.unpad(model(*padder.pad(im0, im1))["I_t"])
+    assert middle.shape == im0.shape
+    assert 0 <= middle.min() and middle.max() <= 1
+
+
+def test_sizes_the_network_cannot_take_are_refused(lite_ckpt):
+    model = load_network(lite_ckpt)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        model(torch.rand(1, 3, 72, 64), torch.rand(1, 3, 72, 64))
+
+
+def test_input_padder_worked_examples():
+    padder = InputPadder((1, 3, 720, 1280), divisor=64)
+    assert (padder.top, padder.bottom, padder.left, padder.right) == (24, 24, 0, 0)
+    padder = InputPadder((1080, 2048), divisor=32)
+    assert (padder.top, padder.bottom, padder.left, padder.right) == (4, 4, 0, 0)
+    padder = InputPadder((5, 7), divisor=4)            # pad 3 rows, 1 column: odd pixel bottom/right
+    assert (padder.top, padder.bottom, padder.left, padder.right) == (1, 2, 0, 1)
+    frame = torch.arange(35.0).reshape(1, 1, 5, 7)
+    (padded,) = padder.pad(frame)
+    assert padded.shape == (1, 1, 8, 8)
+    assert torch.equal(padded[0, 0, 0, :7], frame[0, 0, 0])       # top row replicated
+    assert torch.equal(padded[0, 0, :, 7], padded[0, 0, :, 6])     # right column replicated
+    assert torch.equal(padder.unpad(padded), frame)
+
+
+def test_warp_integer_flow_shifts_image():
+    image = torch.arange(2 * 3 * 4 * 5.0).reshape(2, 3, 4, 5)
+    flow = torch.zeros(2, 2, 4, 5)
+    flow[:, 0] = 1.0                                   # sample one pixel to the right
+    warped = warp_backward(image, flow)
+    torch.testing.assert_close(warped[..., :-1], image[..., 1:])
+    assert torch.all(warped[..., -1] == 0)             # outside the frame reads 0
+    flow = torch.zeros(1, 2, 4, 5)
+    flow[:, 1] = 0.5                                   # half a pixel down: mean of two rows
+    torch.testing.assert_close(warp_backward(image[:1], flow)[..., :-1, :],
+                               (image[:1, :, :-1] + image[:1, :, 1:]) / 2)
+
+
+def test_window_mask_by_hand():
+    assert window_attention_mask(8, 16, 4, 0, torch.device("cpu")) is None
+    # 2x2 map in 4x4 windows: padded by 1 on each side; the padding cells of the top-left
+    # corner (row 0) may not attend to image cells (rows 1-2, columns 1-2).
+    mask = window_attention_mask(2, 2, 4, 0, torch.device("cpu"))
+    assert mask.shape == (1, 16, 16)
+    image_cells = [5, 6, 9, 10]
+    assert all(mask[0, i, j] == 0 for i in image_cells for j in image_cells)
+    assert mask[0, 0, 5] == MASKED and mask[0, 0, 1] == MASKED and mask[0, 0, 0] == 0
+    # Shifted 4x4 map, window 2, shift 1: one cell of a corner window was wrapped around.
+    mask = window_attention_mask(4, 4, 2, 1, torch.device("cpu"))
+    last = mask[-1]                                    # bottom-right window: 4 distinct regions
+    assert torch.equal(last != 0, ~torch.eye(4, dtype=torch.bool))
+
+
+def test_checkpoint_layouts(lite_ckpt, tmp_path):
+    reference = read_state_dict(lite_ckpt)
+    assert not any("attn_mask" in k or k.endswith("HW") for k in reference)
+    bare = tmp_path / "bare.pt"
+    torch.save(reference, bare)
+    ddp = tmp_path / "ddp.pt"
+    torch.save({"model_state_dict": {"module." + k: v for k, v in reference.items()}}, ddp)
+    for path in (bare, ddp):
+        model = load_network(path)
+        assert model.variant == "lite"
+        for key, value in model.state_dict().items():
+            assert torch.equal(value, reference[key]), key
+    assert detect_variant(reference) == "lite"
+
+
+def test_checkpoint_errors_say_what_is_wrong(lite_ckpt, base_ckpt, tmp_path):
+    with pytest.raises(CheckpointError, match="holds lite weights but the model is base"):
+        load_model_checkpoint(Network(BASE), lite_ckpt)
+    truncated = tmp_path / "truncated.pt"
+    truncated.write_bytes(base_ckpt.read_bytes()[:100_000])
+    with pytest.raises(CheckpointError, match="truncated or corrupt"):
+        load_network(truncated)
+    image = tmp_path / "frame.png"
+    image.write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(100))
+    with pytest.raises(CheckpointError, match="not a PyTorch checkpoint"):
+        load_network(image)
+    with pytest.raises(CheckpointError, match="not found"):
+        load_network(tmp_path / "missing.pt")
+    other = tmp_path / "other.pt"
+    torch.save({"model_state_dict": {"weight": torch.zeros(3)}}, other)
+    with pytest.raises(CheckpointError, match="not an ATM-VFI state_dict"):
+        load_network(other)
+
+
+def test_ensemble_is_per_sample(lite_ckpt):
+    """The ensemble picks a global-motion scale per sample: a batch of two gives what each
+    sample gives alone."""
+    model = load_network(lite_ckpt, ensemble_global_motion=True)
+    torch.manual_seed(0)
+    im0, im1 = torch.rand(2, 2, 3, 64, 128)
+    im1[1] = torch.roll(im0[1], shifts=(0, 9), dims=(1, 2))
+    with torch.no_grad():
+        batch = model(im0, im1)["I_t"]
+        for b in range(2):
+            alone = model(im0[b:b + 1], im1[b:b + 1])["I_t"]
+            torch.testing.assert_close(batch[b:b + 1], alone, atol=1e-4, rtol=0)
+
+
+def test_bf16_autocast_stays_close_to_fp32(lite_ckpt):
+    data, variant, global_motion, _ = read_case(CONFORMANCE / "cases/lite_global_128x192.npz")
+    model = load_network(lite_ckpt, global_motion=global_motion)
+    im0, im1 = torch.from_numpy(data["im0"]), torch.from_numpy(data["im1"])
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        middle = model(im0, im1)["I_t"].float()
+    assert (middle - torch.from_numpy(data["I_t"])).abs().mean() < 2 / 255
