@@ -6,20 +6,26 @@ synthesised frame into frame 0 or 1), [B, 2, H, W], x then y, in pixels of the g
 on (so always name the scale); pyramids and per-level lists are ordered finest first.
 
     from network import load_network, InputPadder
-    model = load_network("atm-vfi-base.pt")          # variant detected from the weights
-    middle = model(im0, im1)["I_t"]
+    model = load_network(resolve_checkpoint("base"))  # downloaded once; variant detected
+    middle = model(im0, im1)["I_t"]                   # H, W multiples of 64, or:
+    middle = interpolate(frame0, frame1, model)       # any size, numpy or tensor
 """
 from .checkpoint import (CheckpointError, clean_state_dict, detect_variant, load_model_checkpoint,
                          load_network, read_checkpoint, read_state_dict)
 from .config import BASE, LITE, VARIANTS, NetworkConfig
+from .inference import Interpolator, inference_2frame, interpolate, interpolate_folder, interpolate_video
 from .model import Network
 from .padding import InputPadder
+from .pretrained import resolve_checkpoint
 from .runtime import PRECISIONS, UserError, autocast, select_device
+from .video import VideoReader, VideoWriter, probe_video
 from .warp import downsample_half, upsample_flow, warp_backward
 
 __all__ = [
     "BASE", "LITE", "VARIANTS", "NetworkConfig", "Network", "InputPadder", "CheckpointError",
     "UserError", "autocast", "select_device", "PRECISIONS", "clean_state_dict", "detect_variant",
     "load_model_checkpoint", "load_network", "read_checkpoint", "read_state_dict",
-    "downsample_half", "upsample_flow", "warp_backward",
+    "downsample_half", "upsample_flow", "warp_backward", "Interpolator", "inference_2frame",
+    "interpolate", "interpolate_folder", "interpolate_video", "resolve_checkpoint", "VideoReader",
+    "VideoWriter", "probe_video",
 ]

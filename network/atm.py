@@ -80,14 +80,17 @@ def window_offsets(ws: int) -> Tensor:
 def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
     """Softmax attention inside windows, with an optional per-window additive mask.
 
-    The softmax is computed explicitly (in chunks of windows, to bound memory) rather than by
-    a fused kernel: the motion branches amplify rounding differences, and this order of
-    operations is the one that reproduces the released model's float32 outputs.
+    In float32 the softmax is computed explicitly (in chunks of windows, to bound memory)
+    rather than by a fused kernel: the motion branches amplify rounding differences, and this
+    order of operations reproduces the released model's float32 outputs. Half precision, which
+    cannot reproduce them anyway, takes the fused kernel.
 
     q, k: [n * nW, heads, N, d]; v: [n * nW, heads, N, dv]; mask: [nW, N, N] (window k of the
     flat batch uses mask[k mod nW]) or None. Returns [n * nW, heads, N, dv].
     """
     windows, heads, cells, _ = q.shape
+    if q.dtype in (torch.bfloat16, torch.float16):
+        return _fused_windowed_attention(q, k, v, mask, scale)
     n_windows = 1 if mask is None else mask.shape[0]
     chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (heads * cells * cells))
     out = v.new_empty(windows, heads, cells, v.shape[-1])
@@ -99,6 +102,20 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
             logits += mask[index].unsqueeze(1)
         out[start:stop] = logits.softmax(dim=-1) @ v[start:stop]
     return out
+
+
+
+def _fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
+                              scale: float) -> Tensor:
+    """`windowed_attention` through one `scaled_dot_product_attention` call (same shapes)."""
+    if mask is None:
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+    n_windows, heads = mask.shape[0], q.shape[1]
+    # Window index first, so that the [nW, 1, N, N] mask broadcasts over images and heads.
+    q, k, v = (rearrange(t, "(b w) h t d -> w (b h) t d", w=n_windows) for t in (q, k, v))
+    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype).unsqueeze(1),
+                                         scale=scale)
+    return rearrange(out, "w (b h) t d -> (b w) h t d", h=heads)
 
 
 class AttentionToMotion(nn.Module):

@@ -34,7 +34,7 @@ def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
 
 
 def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: int = 1,
-                  halo: int = 1, band_pixels: int = BAND_PIXELS) -> Tensor:
+                  halo: int = 1) -> Tensor:
     """`fn(*inputs)`, computed on horizontal bands of rows and stitched together.
 
     The result equals the unbanded one whenever each output row depends only on the input
@@ -43,7 +43,7 @@ def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: int = 
     [B, C, scale * H, scale * W].
     """
     height, width = inputs[0].shape[-2:]
-    rows = max(1, band_pixels // width)
+    rows = max(1, BAND_PIXELS // width)
     if rows >= height:
         return fn(*inputs)
     out = None

@@ -47,6 +47,20 @@ def test_conformance_case(case, checkpoints, device):
     assert_matches_case(model.to(device).eval(), data, device)
 
 
+@pytest.mark.parametrize("case", ["lite_global_128x192", "base_local_128x192"])
+def test_banded_and_chunked_paths_match_the_reference(case, checkpoints, device, monkeypatch):
+    """Large inputs run the synthesis in bands of rows, the transformer MLP in bands and the
+    attention in chunks of windows; forced small here, they must give the same outputs."""
+    import network.atm
+    import network.blocks
+    monkeypatch.setattr(network.blocks, "BAND_PIXELS", 2048)
+    monkeypatch.setattr(network.atm, "MLP_BAND_TOKENS", 100)
+    monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", 3 * 8 * 64 * 64)
+    data, variant, global_motion, ensemble = read_case(CONFORMANCE / f"cases/{case}.npz")
+    model = load_network(checkpoints[variant], device=device, global_motion=global_motion)
+    assert_matches_case(model, data, device)
+
+
 def test_conformance_one_model_across_sizes_and_switches(checkpoints, device):
     """One model per variant reused across every case, forwards then backwards: a mask or grid
     cached by less than the full shape would be stale in one of the two orders."""
