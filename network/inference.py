@@ -37,7 +37,7 @@ def model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
-@torch.inference_mode()
+@torch.no_grad()
 def predict_middle(model: torch.nn.Module, im0: Tensor, im1: Tensor,
                    precision: str = "fp32") -> Tensor:
     """The network's I_t for frames already on its device; padding, if any, is the caller's.
@@ -128,7 +128,8 @@ class Interpolator:
     def __init__(self, model: torch.nn.Module, multi: int = 2, precision: str = "fp32",
                  scene_threshold: float = DEFAULT_SCENE_THRESHOLD):
         if multi not in MULTIPLIERS:
-            raise UserError(f"--multi must be one of {', '.join(map(str, MULTIPLIERS))}, got {multi}")
+            choices = ", ".join(map(str, MULTIPLIERS))
+            raise UserError(f"--multi must be one of {choices}, got {multi}")
         self.model, self.multi, self.precision = model, multi, precision
         self.scene_threshold = scene_threshold
         self.device = model_device(model)
@@ -160,7 +161,8 @@ class Interpolator:
         elif np.array_equal(alpha0, alpha1):
             alphas = [alpha0] * len(colours)
         else:
-            greys = self._colour_inbetweens(_grey_to_rgb(_to_unit(alpha0)), _grey_to_rgb(_to_unit(alpha1)))
+            greys = self._colour_inbetweens(_grey_to_rgb(_to_unit(alpha0)),
+                                            _grey_to_rgb(_to_unit(alpha1)))
             alphas = [_from_unit(g.mean(axis=2), alpha0.dtype) for g in greys]
         return [layout.assemble(c, a) for c, a in zip(colours, alphas)]
 

@@ -26,7 +26,8 @@ class Pretrained:
 
     @property
     def url(self) -> str:
-        return f"https://drive.google.com/uc?id={self.drive_id}"
+        """The page to download the file from in a browser."""
+        return f"https://drive.google.com/file/d/{self.drive_id}/view"
 
 
 PRETRAINED = {
@@ -89,12 +90,15 @@ def _cached_or_downloaded(name: str, cache: Path, download: bool) -> Path:
 def _download(drive_id: str, destination: Path) -> None:
     """Fetch one Google Drive file to `destination`; UserError when that fails."""
     import gdown  # imported here: only a download needs it
+    import requests
 
-    failures = (OSError, gdown.exceptions.FileURLRetrievalError,
-                getattr(gdown.exceptions, "DownloadError", OSError))
+    refusals = (gdown.exceptions.FileURLRetrievalError,
+                getattr(gdown.exceptions, "DownloadError", OSError))  # gdown >= 6
     try:
         gdown.download(id=drive_id, output=str(destination), quiet=False)
-    except failures as error:
+    except requests.RequestException as error:
+        raise UserError(f"cannot reach Google Drive: {type(error).__name__}") from None
+    except (OSError, *refusals) as error:
         reason = str(error).strip().splitlines()
         raise UserError(reason[0] if reason else type(error).__name__) from None
     if not destination.is_file():

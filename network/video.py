@@ -27,6 +27,7 @@ import av
 import cv2
 import numpy as np
 from av.sidedata.sidedata import Type as SideDataType
+from av.video.reformatter import Interpolation
 
 from .runtime import UserError
 
@@ -39,6 +40,10 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 AVCOL_SPC_BT709, AVCOL_SPC_BT2020 = 1, (9, 10)
 AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG = 1, 2
+# swscale's default fast path darkens a yuv420p -> RGB conversion by about one level;
+# accurate rounding with full-resolution chroma is unbiased both ways.
+COLOUR_CONVERSION = (Interpolation.BICUBIC | Interpolation.ACCURATE_RND
+                     | Interpolation.FULL_CHR_H_INT | Interpolation.FULL_CHR_H_INP)
 
 
 @dataclass(frozen=True)
@@ -79,7 +84,8 @@ def _to_rgb(frame: av.VideoFrame) -> np.ndarray:
     """Decoded frame -> [H, W, 3] uint8 RGB, honouring its matrix and range."""
     full_range = frame.color_range == AVCOL_RANGE_JPEG or frame.format.name.startswith("yuvj")
     return frame.to_ndarray(format="rgb24", src_colorspace=_rgb_matrix(frame.colorspace),
-                            src_color_range="JPEG" if full_range else "MPEG")
+                            src_color_range="JPEG" if full_range else "MPEG",
+                            interpolation=COLOUR_CONVERSION)
 
 
 def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
@@ -100,7 +106,8 @@ def probe_video(path: Path) -> VideoInfo:
         first, count = None, 0
         try:
             for frame in container.decode(stream):
-                first = first or frame
+                if first is None:
+                    first = frame
                 count += 1
                 if count == 2:
                     break
@@ -216,7 +223,8 @@ class VideoWriter:
                  metadata: dict[str, str] | None = None):
         check_output_path(path, CONTAINER_FORMATS)
         self.path, self.partial = path, _partial_path(path)
-        self.container = av.open(str(self.partial), "w", format=CONTAINER_FORMATS[path.suffix.lower()])
+        container_format = CONTAINER_FORMATS[path.suffix.lower()]
+        self.container = av.open(str(self.partial), "w", format=container_format)
         try:
             self._add_video_stream(size, rate, crf, preset, display_matrix, colour_tags)
             self._copied = self._add_copied_streams(copy_from)
@@ -264,7 +272,7 @@ class VideoWriter:
         video_frame = av.VideoFrame.from_ndarray(pad_to_even(np.ascontiguousarray(frame)),
                                                  format="rgb24")
         video_frame = video_frame.reformat(format="yuv420p", dst_colorspace=self._matrix,
-                                           dst_color_range="MPEG")
+                                           dst_color_range="MPEG", interpolation=COLOUR_CONVERSION)
         video_frame.pts = self._first_pts + self.frames_written
         self.container.mux(self.stream.encode(video_frame))
         self.frames_written += 1
@@ -328,7 +336,8 @@ def read_image(path: Path) -> np.ndarray:
     if image.ndim == 3 and image.shape[2] == 1:
         image = image[:, :, 0]
     if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB)
+        to_rgb = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, to_rgb)
     return image
 
 
@@ -345,7 +354,8 @@ def write_image(path: Path, image: np.ndarray) -> None:
         if image.ndim == 3 and image.shape[2] == 4:
             image = image[:, :, :3]
     if image.ndim == 3:
-        image = cv2.cvtColor(image, cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR)
+        to_bgr = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        image = cv2.cvtColor(image, to_bgr)
     ok, encoded = cv2.imencode(suffix, image)
     if not ok:
         raise UserError(f"cannot encode an image as {suffix}")

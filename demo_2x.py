@@ -1,0 +1,157 @@
+"""ATM-VFI on your own frames: two images, a folder of images or a whole video.
+
+    python demo_2x.py --frame0 a.png --frame1 b.png --out mid.png
+    python demo_2x.py --video in.mp4 --out out.mp4 --multi 4
+    python demo_2x.py --frames_dir frames/ --out frames_2x/
+
+`--ckpt base|lite|pct` downloads the authors' weights once into ~/.cache/atm-vfi/;
+`--ckpt PATH` uses a local file. Run with --help for every option.
+"""
+import argparse
+import logging
+import sys
+from pathlib import Path
+
+from network import (PRECISIONS, UserError, load_model_checkpoint, load_network,
+                     select_device)
+from network.inference import (MULTIPLIERS, Interpolator, comparison_path, inference_2frame,
+                               interpolate, interpolate_folder, interpolate_video)
+from network.pretrained import PRETRAINED, resolve_checkpoint
+from network.scene import DEFAULT_SCENE_THRESHOLD
+from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_output_path, probe_video,
+                           read_image, write_image)
+
+__all__ = ["main", "build_parser", "inference_2frame", "load_model_checkpoint"]
+
+log = logging.getLogger("demo_2x")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    source = parser.add_argument_group("input (give exactly one kind)")
+    source.add_argument("--frame0", type=Path, help="first of two frames (PNG, JPG, ...)")
+    source.add_argument("--frame1", type=Path, help="second of two frames, same size as --frame0")
+    source.add_argument("--video", type=Path, help="a video file FFmpeg can read")
+    source.add_argument("--frames_dir", type=Path,
+                        help="a folder of frames, interpolated in file-name order")
+    parser.add_argument("--out", type=Path, default=None,
+                        help="output image (frames), .mp4/.mov file (video) or folder "
+                             "(frames_dir); when left out: next to the input, e.g. in_2x.mp4")
+
+    model = parser.add_argument_group("model")
+    model.add_argument("--ckpt", default="base",
+                       help=f"checkpoint file, or one of {', '.join(PRETRAINED)} "
+                            "(downloaded once to ~/.cache/atm-vfi/)")
+    model.add_argument("--model_type", choices=["base", "lite"], default=None,
+                       help="network variant; when left out: detected from the checkpoint")
+    model.add_argument("--global_off", action="store_true",
+                       help="turn off the global-motion branch (local motion only)")
+    model.add_argument("--device", default="auto",
+                       help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
+    model.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
+                       help="arithmetic precision of the network (bf16/fp16 via autocast)")
+
+    video = parser.add_argument_group("video and frames_dir")
+    video.add_argument("--multi", type=int, choices=MULTIPLIERS, default=2,
+                       help="frame-rate multiplier; 4 and 8 interpolate recursively")
+    video.add_argument("--scene_threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
+                       help="scene-change score in [0, 1] above which a frame pair is a cut and "
+                            "the earlier frame is repeated instead of blended (1: never)")
+    video.add_argument("--combine_video", action="store_true",
+                       help="also write OUT_combine.mp4: input (frames repeated) on the left, "
+                            "output on the right")
+    video.add_argument("--crf", type=int, default=18,
+                       help="H.264 quality, 0 (best) to 51 (worst); 18 looks lossless")
+    video.add_argument("--max_frames", type=int, default=None,
+                       help="use only the first N frames of the video (and its audio up to them)")
+    video.add_argument("--no_progress", action="store_true", help="hide the progress bar")
+    return parser
+
+
+def _mode(args: argparse.Namespace) -> str:
+    """"frames", "video" or "frames_dir"; UserError for none or a mix."""
+    given = [name for name, present in (("frames", args.frame0 or args.frame1),
+                                        ("video", args.video), ("frames_dir", args.frames_dir))
+             if present]
+    if len(given) != 1:
+        raise UserError("give exactly one input: --frame0 and --frame1, --video, or --frames_dir")
+    if given == ["frames"] and not (args.frame0 and args.frame1):
+        raise UserError("--frame0 and --frame1 must be given together")
+    return given[0]
+
+
+def _default_out(args: argparse.Namespace, mode: str) -> Path:
+    if mode == "frames":
+        return args.frame0.with_name(f"{args.frame0.stem}_mid.png")
+    if mode == "video":
+        return args.video.with_name(f"{args.video.stem}_{args.multi}x.mp4")
+    return args.frames_dir.with_name(f"{args.frames_dir.name}_{args.multi}x")
+
+
+def _check_inputs(args: argparse.Namespace, mode: str) -> None:
+    """Fail on bad input before a checkpoint is loaded or downloaded."""
+    if not 0 <= args.crf <= 51:
+        raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
+    if mode == "frames":
+        check_output_path(args.out, IMAGE_SUFFIXES)
+        first, second = read_image(args.frame0), read_image(args.frame1)
+        if first.shape != second.shape:
+            raise UserError(f"frames differ in size: {args.frame0} is {first.shape[1]}x"
+                            f"{first.shape[0]}, {args.frame1} is {second.shape[1]}x"
+                            f"{second.shape[0]}")
+    elif mode == "video":
+        check_output_path(args.out, CONTAINER_FORMATS)
+        probe_video(args.video)
+    elif not args.out.parent.is_dir():
+        raise UserError(f"output directory does not exist: {args.out.parent}")
+
+
+def _run(args: argparse.Namespace) -> None:
+    mode = _mode(args)
+    args.out = args.out or _default_out(args, mode)
+    _check_inputs(args, mode)
+    device = select_device(args.device)
+    model = load_network(resolve_checkpoint(args.ckpt), variant=args.model_type, device=device,
+                         global_motion=not args.global_off)
+    log.info("ATM-VFI %s on %s (%s), global motion %s", model.variant, device, args.precision,
+             "off" if args.global_off else "on")
+    if mode == "frames":
+        frame0, frame1 = read_image(args.frame0), read_image(args.frame1)
+        write_image(args.out, interpolate(frame0, frame1, model, args.precision))
+        log.info("wrote %s", args.out)
+        return
+    interpolator = Interpolator(model, args.multi, args.precision, args.scene_threshold)
+    if mode == "video":
+        result = interpolate_video(args.video, args.out, interpolator, crf=args.crf,
+                                   combine=args.combine_video, max_frames=args.max_frames,
+                                   progress=not args.no_progress)
+        log.info("wrote %s: %d frames at %s fps (%.3f)", args.out, result.frames_out,
+                 result.rate, float(result.rate))
+        if args.combine_video:
+            log.info("wrote %s", comparison_path(args.out))
+    else:
+        result = interpolate_folder(args.frames_dir, args.out, interpolator,
+                                    progress=not args.no_progress)
+        log.info("wrote %d frames to %s", result.frames_out, args.out)
+    if result.scene_cuts:
+        log.info("scene cuts (earlier frame repeated) after input frames: %s",
+                 ", ".join(map(str, result.scene_cuts)))
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout, force=True)
+    try:
+        _run(args)
+    except (UserError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

