@@ -5,21 +5,27 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-INPLACE_CHANNELS = 32     # channels activated per step by the in-place PReLU
+INPLACE_MIN_ELEMENTS = 1 << 24  # tensors at least this large are activated in place
 BAND_PIXELS = 1 << 17     # input pixels per band of `map_row_bands`
 
 
 class PReLU(nn.PReLU):
-    """Per-channel PReLU that, when no gradient is needed, overwrites its input a few channels
-    at a time instead of allocating a second full-size tensor. Use it only on tensors that
-    nothing else reads (fresh convolution outputs)."""
+    """Per-channel PReLU that, on large tensors when no gradient is needed, overwrites its input
+    one contiguous slab at a time instead of allocating a second full-size tensor. Use it only
+    on tensors that nothing else reads (fresh convolution outputs)."""
 
     def forward(self, x: Tensor) -> Tensor:
-        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        if needs_grad or x.numel() < INPLACE_MIN_ELEMENTS:
             return F.prelu(x, self.weight)
-        for start in range(0, x.shape[1], INPLACE_CHANNELS):
-            part = x[:, start:start + INPLACE_CHANNELS]
-            part.copy_(F.prelu(part, self.weight[start:start + INPLACE_CHANNELS]))
+        # Slabs that are contiguous in memory: rows when channels-last, channels otherwise.
+        channels_last = x.is_contiguous(memory_format=torch.channels_last)
+        dim = 2 if channels_last else 1
+        step = max(1, x.shape[dim] // 8)
+        for start in range(0, x.shape[dim], step):
+            slab = x.narrow(dim, start, min(step, x.shape[dim] - start))
+            weight = self.weight if channels_last else self.weight[start:start + slab.shape[1]]
+            slab.copy_(F.prelu(slab, weight))
         return x
 
 

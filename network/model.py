@@ -1,9 +1,12 @@
 """ATM-VFI: the network that puts encoder, ATMFormers, decoder and refinement together."""
+import math
+
 import torch
 from einops import rearrange
+from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
-from .atm import ATMFormer, FeatureEnhancer
+from .atm import ATMFormer, DepthwiseConv, FeatureEnhancer
 from .blocks import conv_prelu, map_row_bands
 from .config import BASE, VARIANTS, NetworkConfig
 from .decoder import decoder_stage, refinement_modules
@@ -17,6 +20,26 @@ LOCAL_MODULES = ("feat_extracts", "cross_scale_feature_fusion", "feat_enhance_tr
                  "local_motion_atmformer", "local_motion_mlp", *SYNTHESIS_MODULES)
 GLOBAL_MODULES = ("last_feat_extract", "global_feature_fusion", "global_motion_atmformer",
                   "global_motion_mlp")
+
+
+def _init_transformer_weights(module: nn.Module) -> None:
+    """Initialisation for training from scratch (loaded weights replace it): linear layers
+    truncated-normal (std 0.02) with zero bias, layer norms identity, and the convolutions of
+    the transformers and token fusions normal with std sqrt(2 / fan_out). The CNN
+    convolutions keep PyTorch's default."""
+    if isinstance(module, nn.Linear):
+        trunc_normal_(module.weight, std=0.02)
+        if module.bias is not None:
+            nn.init.zeros_(module.bias)
+    elif isinstance(module, nn.LayerNorm):
+        nn.init.ones_(module.weight)
+        nn.init.zeros_(module.bias)
+    elif isinstance(module, (CrossScaleFeatureFusion, DepthwiseConv)):
+        for conv in module.modules():
+            if isinstance(conv, nn.Conv2d):
+                fan_out = conv.kernel_size[0] * conv.kernel_size[1] * conv.out_channels // conv.groups
+                nn.init.normal_(conv.weight, 0.0, math.sqrt(2.0 / fan_out))
+                nn.init.zeros_(conv.bias)
 
 
 def motion_head(in_ch: int, hidden: int, out_ch: int) -> nn.Sequential:
@@ -80,6 +103,7 @@ class Network(nn.Module):
         skips = (config.decoder_dims[2], config.decoder_dims[1])
         for name, module in refinement_modules(refine_in, config.refine_width, skips).items():
             self.add_module(name, module)
+        self.apply(_init_transformer_weights)
         # The decoder and the refinement run channels-last: on CPUs this avoids the transposed
         # convolutions' large column buffers and layout copies at full resolution. The motion
         # branches stay in the reference layout, whose rounding they amplify.

@@ -1,0 +1,181 @@
+"""Inference speed and memory of ATM-VFI per variant, size and precision, next to the machine's
+own measured matmul and convolution throughput.
+
+    python benchmark/speed.py                                  # base and lite, 256x448, 720p, 1080p
+    python benchmark/speed.py --variants base --sizes 2176x3840 --precisions fp32 --repeats 1
+
+Each configuration runs in a fresh process, so its peak memory (peak RSS on CPU, peak
+allocated memory on CUDA) is its own. Weights are random: speed does not depend on them.
+"""
+import argparse
+import json
+import multiprocessing as mp
+import platform
+import resource
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from network import InputPadder, Network, UserError, autocast, select_device
+
+FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    try:
+        height, width = (int(v) for v in text.lower().split("x"))
+    except ValueError:
+        raise UserError(f"size {text!r} is not HEIGHTxWIDTH, e.g. 1080x1920") from None
+    if height < 16 or width < 16:
+        raise UserError(f"size {text!r} is too small (at least 16x16)")
+    return height, width
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def count_gflop(variant: str, global_motion: bool) -> float:
+    """Forward GFLOP of one frame pair at FLOP_PROBE_SIZE (convolutions and matmuls)."""
+    model = Network.from_variant(variant, global_motion=global_motion).eval()
+    frames = torch.rand(2, 1, 3, *FLOP_PROBE_SIZE)
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
+        model(frames[0], frames[1])
+    return counter.get_total_flops() / 1e9
+
+
+def measure_throughput(device: torch.device, precision: str) -> dict:
+    """GFLOP/s of a large matmul and of a 3x3 convolution on `device` in `precision`."""
+    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    results = {}
+    a = torch.randn(2048, 2048, device=device, dtype=dtype)
+    x = torch.randn(1, 128, 256, 256, device=device, dtype=dtype).to(memory_format=torch.channels_last)
+    conv = torch.nn.Conv2d(128, 128, 3, padding=1).to(device, dtype, memory_format=torch.channels_last)
+    work = {"matmul": (lambda: a @ a, 2 * 2048**3),
+            "conv3x3": (lambda: conv(x), 2 * 128 * 128 * 9 * 256 * 256)}
+    with torch.inference_mode():
+        for name, (fn, flop) in work.items():
+            fn()
+            synchronize(device)
+            start = time.perf_counter()
+            for _ in range(5):
+                fn()
+            synchronize(device)
+            results[name] = flop * 5 / (time.perf_counter() - start) / 1e9
+    return results
+
+
+def run_one(variant: str, size: tuple[int, int], precision: str, device_name: str,
+            global_motion: bool, repeats: int, queue: mp.Queue) -> None:
+    """Child process: time one configuration and report through `queue`."""
+    torch.manual_seed(0)
+    device = torch.device(device_name)
+    model = Network.from_variant(variant, global_motion=global_motion).to(device).eval()
+    frames = torch.rand(2, 1, 3, *size, device=device)
+    padder = InputPadder(frames.shape, divisor=64)
+    im0, im1 = padder.pad(frames[0], frames[1])
+    times = []
+    with torch.inference_mode(), autocast(device, precision):
+        for _ in range(repeats + 1):                 # the first run warms up
+            synchronize(device)
+            start = time.perf_counter()
+            padder.unpad(model(im0, im1)["I_t"])
+            synchronize(device)
+            times.append(time.perf_counter() - start)
+    timed = times[1:] if repeats else times
+    queue.put({"latency_s": min(timed), "peak_memory_gib": peak_memory_gib(device)})
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--variants", default="base,lite", help="comma-separated: base, lite")
+    parser.add_argument("--sizes", default="256x448,720x1280,1080x1920",
+                        help="comma-separated HEIGHTxWIDTH input sizes (padded to 64 internally)")
+    parser.add_argument("--precisions", default="fp32,bf16",
+                        help="comma-separated: fp32, bf16, fp16 (autocast)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--global_off", action="store_true", help="run without the global motion branch")
+    parser.add_argument("--repeats", type=int, default=2,
+                        help="timed runs per configuration after one warm-up (0: time the warm-up)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    args = parser.parse_args(argv)
+    try:
+        device = select_device(args.device)
+        variants = args.variants.split(",")
+        for variant in variants:
+            if variant not in ("base", "lite"):
+                raise UserError(f"unknown variant {variant!r}; use base and/or lite")
+        sizes = [parse_size(s) for s in args.sizes.split(",")]
+        precisions = args.precisions.split(",")
+        for precision in precisions:
+            if precision not in ("fp32", "bf16", "fp16"):
+                raise UserError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
+        if args.json and not args.json.parent.is_dir():
+            raise UserError(f"output directory does not exist: {args.json.parent}")
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 1
+
+    machine = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+               "threads": torch.get_num_threads(), "torch": torch.__version__,
+               "throughput_gflops": {p: measure_throughput(device, p) for p in precisions}}
+    if device.type == "cuda":
+        machine["gpu"] = torch.cuda.get_device_name(device)
+    print(f"device {machine['device']} ({machine.get('gpu', machine['cpu'])}, "
+          f"{machine['threads']} threads), torch {machine['torch']}")
+    for precision, tp in machine["throughput_gflops"].items():
+        print(f"  measured {precision}: matmul {tp['matmul']:.0f} GFLOP/s, "
+              f"conv3x3 {tp['conv3x3']:.0f} GFLOP/s")
+
+    context = mp.get_context("spawn")
+    results = []
+    header = (f"{'variant':7} {'size':>10} {'prec':>5} {'latency s':>10} {'frames/s':>9} "
+              f"{'peak GiB':>9} {'GFLOP':>8} {'GFLOP/s':>8} {'of conv peak':>12}")
+    print(header)
+    for variant in variants:
+        probe_gflop = count_gflop(variant, not args.global_off)
+        for size in sizes:
+            padded = InputPadder(size, divisor=64).padded_size
+            gflop = probe_gflop * padded[0] * padded[1] / (FLOP_PROBE_SIZE[0] * FLOP_PROBE_SIZE[1])
+            for precision in precisions:
+                queue = context.Queue()
+                child = context.Process(target=run_one, args=(
+                    variant, size, precision, str(device), not args.global_off, args.repeats, queue))
+                child.start()
+                child.join()
+                if child.exitcode != 0:
+                    print(f"{variant:7} {size[0]:>4}x{size[1]:<5} {precision:>5}   failed "
+                          f"(exit code {child.exitcode}; out of memory?)")
+                    continue
+                row = {"variant": variant, "size": list(size), "precision": precision,
+                       "gflop": gflop, **queue.get()}
+                row["frames_per_s"] = 1 / row["latency_s"]
+                row["gflops_achieved"] = gflop / row["latency_s"]
+                row["fraction_of_conv_peak"] = (row["gflops_achieved"]
+                                                / machine["throughput_gflops"][precision]["conv3x3"])
+                results.append(row)
+                print(f"{variant:7} {size[0]:>4}x{size[1]:<5} {precision:>5} {row['latency_s']:10.3f} "
+                      f"{row['frames_per_s']:9.2f} {row['peak_memory_gib']:9.2f} {gflop:8.1f} "
+                      f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}", flush=True)
+    if args.json:
+        tmp = args.json.with_name(args.json.name + ".tmp")
+        tmp.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
+        tmp.replace(args.json)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
