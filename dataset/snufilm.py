@@ -1,0 +1,53 @@
+"""SNU-FILM triplets, used for validation (training.md §2.3, protocols.md §4)."""
+from pathlib import Path
+
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from network import UserError
+
+from .frames import read_rgb, require_dir, require_file, to_tensors
+
+MODES = ("easy", "medium", "hard", "extreme")
+LIST_PREFIX = "data/SNU-FILM/test/"  # written at the start of every path in the list files
+
+
+class SnuFilm(Dataset):
+    """SNU-FILM test triplets of one difficulty `mode`.
+
+    Layout: `<root>/eval_modes/test-<mode>.txt` (or `<root>/test-<mode>.txt`), each line three
+    paths `data/SNU-FILM/test/<rel>` (I0, GT, I1) whose prefix stands for `<root>/`. Items are
+    full frames (I0, GT, I1), each [3, H, W] float32 RGB in [0, 1], unpadded: sizes vary, so
+    use batch size 1 and pad the inputs when evaluating.
+    """
+
+    def __init__(self, root: Path, mode: str = "hard"):
+        if mode not in MODES:
+            raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
+        self.root = require_dir(root, "SNU-FILM root (holding eval_modes/test-<mode>.txt and "
+                                      "the frame folders)")
+        name = f"test-{mode}.txt"
+        candidates = [self.root / "eval_modes" / name, self.root / name]
+        list_file = next((path for path in candidates if path.is_file()), candidates[0])
+        require_file(list_file, f"SNU-FILM {mode} list")
+        self.triplets = []
+        for number, line in enumerate(list_file.read_text().splitlines(), 1):
+            if not line.strip():
+                continue
+            entries = line.split()
+            if len(entries) != 3:
+                raise UserError(f"{list_file} line {number}: expected three paths (I0 GT I1)")
+            self.triplets.append(tuple(self._resolve(entry) for entry in entries))
+        if not self.triplets:
+            raise UserError(f"SNU-FILM list {list_file} names no triplets")
+        for path in self.triplets[0]:
+            require_file(path, "SNU-FILM frame")
+
+    def _resolve(self, entry: str) -> Path:
+        return self.root / entry.removeprefix(LIST_PREFIX)
+
+    def __len__(self) -> int:
+        return len(self.triplets)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
+        return to_tensors(tuple(read_rgb(path) for path in self.triplets[index]))

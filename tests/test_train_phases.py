@@ -1,0 +1,141 @@
+"""The four training phases, run from their command lines on tiny real-clip datasets (CPU,
+lite, 64x64 crops, a few steps each)."""
+import pytest
+import torch
+import torchvision
+
+import demo_2x
+import finetune
+import train
+from network import load_network, read_checkpoint
+from training_data import (logged_tags, make_snufilm, make_vimeo, make_x4k, read_scalars,
+                           smoke_args)
+
+
+@pytest.fixture(scope="module")
+def data(tmp_path_factory):
+    base = tmp_path_factory.mktemp("train_data")
+    return {"vimeo": make_vimeo(base / "vimeo"), "x4k": make_x4k(base / "x4k"),
+            "snufilm": make_snufilm(base / "snufilm")}
+
+
+def only_checkpoint(folder):
+    paths = sorted((folder / "checkpoints").glob("*.pt"))
+    assert len(paths) == 1, paths
+    return paths[0]
+
+
+@pytest.fixture(scope="module")
+def phase1_ckpt(data, tmp_path_factory):
+    run = tmp_path_factory.mktemp("phase1")
+    assert train.main(["--phase", "1", "--vimeo_path", str(data["vimeo"]), "--epochs", "1",
+                       *smoke_args(run)]) == 0
+    return only_checkpoint(run)
+
+
+@pytest.fixture(scope="module")
+def phase2_ckpt(data, phase1_ckpt, tmp_path_factory):
+    run = tmp_path_factory.mktemp("phase2")
+    assert train.main(["--phase", "2", "--x4k_path", str(data["x4k"]), "--init_ckpt",
+                       str(phase1_ckpt), "--snufilm_path", str(data["snufilm"]), "--epochs", "1",
+                       *smoke_args(run)]) == 0
+    return only_checkpoint(run)
+
+
+def test_phase1_overfits_two_triplets(tmp_path):
+    # The two triplets, listed 16 times: one epoch of 16 steps on fixed 64x64 frames.
+    vimeo = make_vimeo(tmp_path / "vimeo", size=(64, 64), repeat=16)
+    assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--epochs", "1",
+                       "--init_lr", "5e-4", "--last_lr", "5e-4", "--warmup", "4", "--no-augment",
+                       *smoke_args(tmp_path)]) == 0
+    losses = list(read_scalars(tmp_path / "runs", "train/loss").values())
+    assert len(losses) == 16
+    first, last = losses[0], sum(losses[-4:]) / 4
+    assert last < 0.85 * first and last < 0.8 * sum(losses[:4]) / 4, losses
+
+
+def test_phase1_checkpoint_has_the_authors_layout(phase1_ckpt):
+    checkpoint = read_checkpoint(phase1_ckpt)
+    assert {"model_state_dict", "optimizer_state_dict", "meta_data", "train_metric",
+            "val_metric"} <= set(checkpoint)
+    assert list(checkpoint["train_metric"])[:3] == ["psnr", "lap_loss", "warping_loss"]
+    assert checkpoint["meta_data"]["initial learning rate"] == 2e-4
+    assert checkpoint["meta_data"]["phase"] == 1
+    assert phase1_ckpt.name.startswith("epoch_0_step_1_psnr_")
+    assert not list(phase1_ckpt.parent.glob("*.tmp"))
+
+
+def test_phase2_trains_only_the_global_branch(phase1_ckpt, phase2_ckpt):
+    before = read_checkpoint(phase1_ckpt)["model_state_dict"]
+    after = read_checkpoint(phase2_ckpt)
+    model = load_network(phase2_ckpt)
+    global_names = {f"{name}.{key}" for name in ("last_feat_extract", "global_feature_fusion",
+                                                 "global_motion_atmformer", "global_motion_mlp")
+                    for key, _ in getattr(model, name).named_parameters()}
+    changed = {name for name, _ in model.named_parameters()
+               if not torch.equal(before[name], after["model_state_dict"][name])}
+    assert changed and changed <= global_names        # every local parameter bit-identical
+    assert "psnr" in after["val_metric"]              # validated on SNU-FILM (padded, unpadded)
+    assert after["meta_data"]["global_motion"] is True
+
+
+def test_phase3_alternates_vimeo_and_x4k(data, phase2_ckpt, tmp_path):
+    assert finetune.main(["--phase", "3", "--init_ckpt", str(phase2_ckpt), "--vimeo_path",
+                          str(data["vimeo"]), "--x4k_path", str(data["x4k"]), "--snufilm_path",
+                          str(data["snufilm"]), "--epochs", "2", "--x4k_batch_size", "2",
+                          "--x4k_crop", "64", *smoke_args(tmp_path)]) == 0
+    names = sorted(p.name.split("_step")[0] for p in (tmp_path / "checkpoints").glob("*.pt"))
+    assert names == ["vimeo_epoch_0", "x4k_epoch_1"]
+    assert {"val_vimeo/psnr", "val_snufilm/psnr", "val_vimeo/images", "val_snufilm/images",
+            "train/loss", "train/lr", "train/warping_loss"} <= logged_tags(tmp_path / "runs")
+    # The phase-2 AdamW state went on: global parameters count 1 + 2 steps, local ones 2.
+    final = read_checkpoint(next((tmp_path / "checkpoints").glob("x4k_*.pt")))
+    model = load_network(phase2_ckpt)
+    names = [name for name, _ in model.named_parameters()]
+    steps = {names[i]: int(state["step"]) for i, state in
+             final["optimizer_state_dict"]["state"].items()}
+    assert steps["global_motion_mlp.2.weight"] == 3 and steps["refine_head.1.0.weight"] == 2
+
+
+def test_phase4_adds_perceptual_and_style_losses(data, lite_ckpt, tmp_path):
+    vgg = tmp_path / "vgg19.pth"
+    features = torchvision.models.vgg19(init_weights=False).features.state_dict()
+    torch.save({f"features.{k}": v for k, v in features.items()}, vgg)
+    command = ["--phase", "4", "--init_ckpt", str(lite_ckpt), "--vimeo_path", str(data["vimeo"]),
+               "--x4k_path", str(data["x4k"]), "--x4k_crop", "64", "--x4k_batch_size", "2",
+               "--max_steps", "1",
+               *smoke_args(tmp_path)]
+    assert finetune.main(command + ["--vgg_weights", str(vgg)]) == 0
+    metric = read_checkpoint(only_checkpoint(tmp_path))["train_metric"]
+    assert list(metric)[:5] == ["psnr", "lap_loss", "perceptual_loss", "style_loss",
+                                "warping_loss"]
+    assert metric["perceptual_loss"] > 0 and metric["style_loss"] > 0
+
+
+def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
+    assert finetune.main(["--phase", "4", "--vimeo_path", str(data["vimeo"]), "--vgg_weights",
+                          str(tmp_path / "missing.pth"), *smoke_args(tmp_path)]) == 1
+    last = capsys.readouterr().err.strip().splitlines()[-1]
+    assert last.startswith("error: VGG19 weights file not found") and "missing.pth" in last
+
+
+def test_training_checkpoint_runs_in_the_demo(data, phase1_ckpt, tmp_path):
+    frames = sorted((data["vimeo"] / "sequences").rglob("im*.png"))[:3]
+    out = tmp_path / "middle.png"
+    assert demo_2x.main(["--frame0", str(frames[0]), "--frame1", str(frames[2]), "--out", str(out),
+                         "--ckpt", str(phase1_ckpt), "--model_type", "lite",
+                         "--device", "cpu"]) == 0
+    assert out.is_file()
+
+
+@pytest.mark.parametrize("script, phase, default", [(train, "2", "448"),
+                                                    (finetune, "4", "0.05")])
+def test_help_shows_the_phase_defaults(script, phase, default, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(["--phase", phase, "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in ("--init_ckpt", "--model_checkpoints", "--resume", "--amp", "--max_steps",
+                 "--val_every", "--num_workers", "--crop", "--batch_size", "--warmup"):
+        assert flag in text
+    assert f"(default: {default})" in text

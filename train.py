@@ -1,0 +1,191 @@
+"""Pre-training phases of ATM-VFI (training.md §1).
+
+    python train.py --phase 1 --vimeo_path DIR                     # local branch, Vimeo90K
+    python train.py --phase 2 --x4k_path DIR --init_ckpt P1.pt     # global branch, X4K1000FPS
+    torchrun --nproc_per_node 4 train.py --phase 1 --vimeo_path DIR
+
+`python train.py --phase N --help` shows that phase's defaults; every one is a flag.
+"""
+import argparse
+import logging
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from dataset import SnuFilm, VimeoTriplet, X4KTrain
+from network import PRECISIONS, VARIANTS, UserError, detect_variant, read_state_dict
+from network.pretrained import resolve_checkpoint
+from trainer import DataSource, Distributed, TrainConfig, Trainer, latest_checkpoint
+
+log = logging.getLogger(__name__)
+
+# dataset, global_motion and freeze are facts of the phase; the rest are flag defaults.
+PHASES = {
+    1: dict(dataset="vimeo", global_motion=False, freeze="global", load_optimizer=False,
+            batch_size=24, crop=256, epochs=150, init_lr=2e-4, last_lr=1e-4, warmup=2000,
+            model_checkpoints=Path("checkpoints/phase1"), log_dir=Path("runs/phase1")),
+    2: dict(dataset="x4k", global_motion=True, freeze="local", load_optimizer=False,
+            batch_size=24, crop=448, epochs=150, init_lr=2e-4, last_lr=1e-4, warmup=2000,
+            model_checkpoints=Path("checkpoints/phase2"), log_dir=Path("runs/phase2")),
+}
+
+
+class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
+                    argparse.RawDescriptionHelpFormatter):
+    """Defaults after every flag; the description (usage examples) kept as written."""
+
+
+def add_training_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags common to both scripts. Per-phase defaults come from parser.set_defaults."""
+    group = parser.add_argument_group("model")
+    group.add_argument("--model_type", choices=sorted(VARIANTS),
+                       help="network variant; unset: that of the checkpoint resumed or "
+                            "initialised from, else base")
+    group.add_argument("--init_ckpt",
+                       help="checkpoint to start from: the previous phase's, an authors' "
+                            "release file, or base|lite|pct (downloaded once, as in the demo)")
+    group.add_argument("--load_optimizer", action=argparse.BooleanOptionalAction,
+                       help="also take the AdamW state of --init_ckpt (when it has one)")
+    group = parser.add_argument_group("data")
+    group.add_argument("--vimeo_path", type=Path,
+                       help="Vimeo90K triplet root (tri_trainlist.txt, tri_testlist.txt, "
+                            "sequences/)")
+    group.add_argument("--x4k_path", type=Path,
+                       help="X4K1000FPS training root: the train/ folder or its parent")
+    group.add_argument("--snufilm_path", type=Path,
+                       help="SNU-FILM root (eval_modes/test-<mode>.txt and the frames) for "
+                            "validating X4K training; without it X4K epochs are not validated")
+    group.add_argument("--snufilm_mode", default="hard",
+                       choices=("easy", "medium", "hard", "extreme"),
+                       help="SNU-FILM difficulty used for validation")
+    group.add_argument("--crop", type=int, help="training crop side in pixels")
+    group.add_argument("--batch_size", type=int,
+                       help="samples per optimizer step, all processes together")
+    group.add_argument("--num_workers", type=int, default=8, help="DataLoader worker processes")
+    group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
+                       help="flip/rotate/reverse training triplets (random crops stay)")
+    group.add_argument("--x4k_odd_steps", action="store_true",
+                       help="draw odd X4K temporal steps too, as the authors' code does "
+                            "(their GT is then off the midpoint)")
+    group.add_argument("--val_samples", type=int, default=0,
+                       help="validate on the first N samples only (0: all)")
+    group = parser.add_argument_group("optimisation")
+    group.add_argument("--epochs", type=int, help="epochs; the cosine spans all of them")
+    group.add_argument("--init_lr", type=float, help="learning rate at the start of the cosine")
+    group.add_argument("--last_lr", type=float, help="learning rate at the end of the cosine")
+    group.add_argument("--warmup", type=int, help="optimizer steps of linear warmup")
+    group.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
+    group.add_argument("--amp", choices=sorted(PRECISIONS), default="fp32",
+                       help="mixed precision of the forward pass")
+    group.add_argument("--max_steps", type=int, default=0,
+                       help="stop (validating and saving) after this many optimizer steps in "
+                            "all; the lr curve still spans --epochs (0: no limit)")
+    group = parser.add_argument_group("losses")
+    group.add_argument("--lap_weight", type=float, default=1.0,
+                       help="weight of the Laplacian pyramid loss of the prediction")
+    group.add_argument("--lap_levels", type=int, default=5,
+                       help="its pyramid levels (the authors' runs effectively used 3 in phase "
+                            "1 and 2 later, training.md §11 #2)")
+    group.add_argument("--warp_weight", type=float, default=0.25,
+                       help="weight of the multi-scale warping loss")
+    group = parser.add_argument_group("run")
+    group.add_argument("--model_checkpoints", type=Path, help="folder for checkpoints")
+    group.add_argument("--log_dir", type=Path, help="folder for TensorBoard logs")
+    group.add_argument("--resume", action="store_true",
+                       help="continue from the newest checkpoint in --model_checkpoints")
+    group.add_argument("--seed", type=int, default=22112023,
+                       help="seed of weights, data order and augmentation")
+    group.add_argument("--device", default="auto",
+                       help="auto, cpu, cuda, cuda:N or mps (torchrun: one GPU per process)")
+    group.add_argument("--val_every", type=int, default=0,
+                       help="also validate and save every N steps (0: at epoch ends only)")
+    group.add_argument("--log_every", type=int, default=20,
+                       help="write training scalars (means over the last N steps) every N steps")
+
+
+def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
+            add_arguments: Callable[[argparse.ArgumentParser], None],
+            run: Callable[[argparse.Namespace], None]) -> int:
+    """Parse with the defaults of the chosen --phase, then `run(args)`; a UserError becomes
+    one line on stderr and exit status 1."""
+    pre = argparse.ArgumentParser(add_help=False)
+    pre.add_argument("--phase", type=int, choices=sorted(phases), default=min(phases),
+                     help="training phase; sets the defaults below (see them with "
+                          "--phase N --help)")
+    parser = argparse.ArgumentParser(description=description, parents=[pre],
+                                     formatter_class=HelpFormatter)
+    add_training_arguments(parser)
+    add_arguments(parser)
+    parser.set_defaults(**phases[pre.parse_known_args(argv)[0].phase])
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if Distributed.from_env().is_main else logging.WARNING,
+                        format="%(message)s")
+    try:
+        run(args)
+    except UserError as error:
+        print(f"error: {one_line(error)}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def one_line(error: UserError) -> str:
+    """The message of `error`; for one re-raised from a DataLoader worker (traceback text
+    included), its original message."""
+    last = (str(error).strip().splitlines() or [type(error).__name__])[-1]
+    return last.removeprefix(f"{type(error).__module__}.{type(error).__qualname__}: ")
+
+
+def required(value: Path | None, flag: str, what: str) -> Path:
+    if value is None:
+        raise UserError(f"this phase needs {flag} DIR ({what})")
+    return value
+
+
+def vimeo_sources(args: argparse.Namespace, batch_size: int,
+                  crop: int) -> tuple[DataSource, DataSource]:
+    """Vimeo90K training crops and the full-frame test list (the authors' validation set)."""
+    root = required(args.vimeo_path, "--vimeo_path", "the Vimeo90K triplet root")
+    train = VimeoTriplet(root, "train", crop=crop, augment=args.augment, seed=args.seed)
+    return (DataSource(train, batch_size, "vimeo"),
+            DataSource(VimeoTriplet(root, "test"), batch_size, "vimeo"))
+
+
+def x4k_sources(args: argparse.Namespace, batch_size: int,
+                crop: int) -> tuple[DataSource, DataSource | None]:
+    """X4K1000FPS training triplets and, when --snufilm_path is given, SNU-FILM validation."""
+    root = required(args.x4k_path, "--x4k_path", "the X4K1000FPS training root")
+    train = X4KTrain(root, crop=crop, odd_steps=args.x4k_odd_steps, augment=args.augment,
+                     seed=args.seed)
+    if args.snufilm_path is None:
+        log.warning("no --snufilm_path: X4K1000FPS epochs are not validated")
+        return DataSource(train, batch_size, "x4k"), None
+    return (DataSource(train, batch_size, "x4k"),
+            DataSource(SnuFilm(args.snufilm_path, args.snufilm_mode), 1, "snufilm"))
+
+
+def resolve_model(args: argparse.Namespace) -> None:
+    """Turn --init_ckpt (a path or a release name) into an existing file, and fill in
+    --model_type from the checkpoint the run starts from when it is not given."""
+    if args.init_ckpt is not None:
+        args.init_ckpt = resolve_checkpoint(args.init_ckpt)
+    elif not args.resume and args.phase != 1:
+        log.warning("phase %d normally starts from the previous phase's checkpoint "
+                    "(--init_ckpt)", args.phase)
+    if args.model_type is None:
+        start = latest_checkpoint(args.model_checkpoints) if args.resume else args.init_ckpt
+        args.model_type = detect_variant(read_state_dict(start)) if start else "base"
+
+
+def run(args: argparse.Namespace) -> None:
+    resolve_model(args)
+    sources = vimeo_sources if args.dataset == "vimeo" else x4k_sources
+    train, val = sources(args, args.batch_size, args.crop)
+    Trainer(TrainConfig.from_args(args), train, val).fit()
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run_cli(argv, __doc__, PHASES, lambda parser: None, run)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

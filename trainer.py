@@ -1,0 +1,517 @@
+"""The training loop shared by every phase of ATM-VFI (training.md §4, §6, §7).
+
+`Trainer` owns the optimizer (AdamW), the learning-rate curve (cosine with linear warmup, one
+value per optimizer step), mixed precision, validation, TensorBoard logging, checkpoints and
+resumption, single-process or under torchrun (DDP). Subclasses change only where batches come
+from (`epoch_data`) and what is minimised (`losses`); see finetune_trainer.py.
+"""
+import argparse
+import logging
+import math
+import os
+import random
+import re
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.distributed as dist
+from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
+from torch.utils.data import DataLoader, Dataset, Subset
+from torch.utils.tensorboard import SummaryWriter
+from torchvision.utils import flow_to_image, make_grid
+from tqdm import tqdm
+
+from dataset import ShardedSampler
+from loss import laplacian_loss, warping_loss
+from network import (CheckpointError, InputPadder, Network, UserError, autocast,
+                     load_model_checkpoint, select_device)
+
+log = logging.getLogger(__name__)
+
+CHECKPOINT_NAME = re.compile(r"epoch_(\d+)_step_(\d+)")
+
+
+@dataclass
+class TrainConfig:
+    """Everything the loop needs; the command-line flags of the same names set it."""
+
+    phase: int                 # 1-4, recorded in checkpoints; resuming checks it
+    model_type: str            # "base" | "lite"
+    global_motion: bool        # run the 1/16 global-motion branch
+    freeze: str                # branch kept fixed: "none" | "local" | "global"
+    init_ckpt: Path | None     # weights (and optionally AdamW state) to start from
+    load_optimizer: bool       # take the AdamW state of init_ckpt as well
+    epochs: int
+    batch_size: int            # samples per optimizer step, all processes together
+    init_lr: float             # cosine start
+    last_lr: float             # cosine end
+    warmup: int                # optimizer steps of linear warmup
+    weight_decay: float
+    lap_weight: float          # weight of the Laplacian loss of the prediction
+    lap_levels: int            # its pyramid levels
+    warp_weight: float         # weight of the multi-scale warping loss
+    amp: str                   # "fp32" | "bf16" | "fp16"
+    max_steps: int             # stop after this many optimizer steps in all (0: no limit)
+    val_every: int             # validate and save every N steps too (0: at epoch ends only)
+    val_samples: int           # validate on the first N samples only (0: all)
+    log_every: int             # TensorBoard training scalars every N steps (window means)
+    num_workers: int
+    seed: int
+    device: str
+    model_checkpoints: Path    # checkpoint folder
+    log_dir: Path              # TensorBoard folder
+    resume: bool               # continue from the newest checkpoint in model_checkpoints
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
+        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
+
+
+@dataclass
+class DataSource:
+    """A dataset and how to batch it. Training: batch_size samples per optimizer step, split
+    across processes; validation: batch_size per process."""
+
+    dataset: Dataset
+    batch_size: int
+    name: str                  # "vimeo" | "x4k" | "snufilm"
+
+
+@dataclass
+class EpochData:
+    """What one epoch trains and validates on."""
+
+    train: DataSource
+    val: DataSource | None
+    checkpoint_prefix: str = ""  # start of the checkpoint file names of this epoch
+    val_tag: str = "val"         # TensorBoard section of this epoch's validation
+
+
+@dataclass(frozen=True)
+class Distributed:
+    """This process's place in a torchrun launch (one process when WORLD_SIZE is unset)."""
+
+    rank: int = 0
+    local_rank: int = 0
+    world_size: int = 1
+
+    @classmethod
+    def from_env(cls) -> "Distributed":
+        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
+                   int(os.environ.get("WORLD_SIZE", 1)))
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def setup(self, device_name: str) -> torch.device:
+        """The device of this process; joins the process group (nccl on CUDA, gloo on CPU)."""
+        device = select_device(device_name)
+        if self.world_size == 1:
+            return device
+        if device.type == "cuda":
+            device = torch.device("cuda", self.local_rank)
+            torch.cuda.set_device(device)
+        elif device.type != "cpu":
+            raise UserError(f"multi-process training runs on cuda or cpu, not {device.type}")
+        if not dist.is_initialized():
+            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+        return device
+
+    def gather(self, value: object) -> list:
+        """`value` of every process, in rank order."""
+        if self.world_size == 1:
+            return [value]
+        values = [None] * self.world_size
+        dist.all_gather_object(values, value)
+        return values
+
+
+@dataclass
+class MetricSums:
+    """Running sums of named values and how many items they cover."""
+
+    sums: dict[str, float] = field(default_factory=dict)
+    count: float = 0
+
+    def add(self, values: dict[str, float], count: float = 1) -> None:
+        for name, value in values.items():
+            self.sums[name] = self.sums.get(name, 0.0) + value
+        self.count += count
+
+    def merged(self, distributed: Distributed) -> "MetricSums":
+        """The sums of every process together."""
+        total = MetricSums()
+        for part in distributed.gather(self):
+            total.add(part.sums, part.count)
+        return total
+
+    def means(self, distributed: Distributed) -> dict[str, float]:
+        """Means over the items of every process."""
+        total = self.merged(distributed)
+        return {name: value / max(total.count, 1) for name, value in total.sums.items()}
+
+
+def learning_rate(step: int, init_lr: float, last_lr: float, total_steps: int,
+                  warmup: int) -> float:
+    """lr of optimizer step `step` (0-based): cosine from init_lr to last_lr over total_steps
+    (held at last_lr after), times the linear warmup factor min(1, (step + 1) / warmup)."""
+    progress = min(step, total_steps) / max(total_steps, 1)
+    cosine = last_lr + (init_lr - last_lr) * (1 + math.cos(math.pi * progress)) / 2
+    return cosine * min(1.0, (step + 1) / max(warmup, 1))
+
+
+def batch_psnr(pred: Tensor, target: Tensor) -> Tensor:
+    """[B, 3, H, W] each, in [0, 1] -> [B] PSNR in dB, float32."""
+    mse = (pred.float() - target.float()).square().mean(dim=(1, 2, 3))
+    return -10 * torch.log10(mse.clamp_min(1e-10))
+
+
+def save_atomic(checkpoint: dict, path: Path) -> None:
+    """torch.save to a temporary file, then rename: a crash never leaves half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_name(path.name + ".tmp")
+    torch.save(checkpoint, temporary)
+    os.replace(temporary, path)
+
+
+def latest_checkpoint(folder: Path) -> Path | None:
+    """The checkpoint of the highest step among `*epoch_<e>_step_<s>*.pt` in `folder`."""
+    found = [(int(match[2]), path) for path in Path(folder).glob("*.pt")
+             if (match := CHECKPOINT_NAME.search(path.name))]
+    return max(found)[1] if found else None
+
+
+def rng_state() -> dict:
+    """Python, NumPy, torch (and CUDA) generator states, storable with weights_only."""
+    _, keys, position, has_gauss, gauss = np.random.get_state()
+    return {"python": random.getstate(), "torch": torch.get_rng_state(),
+            "numpy": [torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
+            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
+
+
+def set_rng_state(state: dict) -> None:
+    version, internal, gauss = state["python"]
+    random.setstate((version, tuple(internal), gauss))
+    keys, position, has_gauss, gauss_value = state["numpy"]
+    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss,
+                         gauss_value))
+    torch.set_rng_state(state["torch"])
+    if state["cuda"] and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+
+
+class Trainer:
+    """Trains one phase: `Trainer(config, train_source, val_source).fit()`."""
+
+    def __init__(self, config: TrainConfig, train: DataSource, val: DataSource | None = None):
+        self.config = config
+        self.train_source, self.val_source = train, val
+        self.dist = Distributed.from_env()
+        self.device = self.dist.setup(config.device)
+        if config.batch_size % self.dist.world_size:
+            raise UserError(f"--batch_size {config.batch_size} is not divisible by the "
+                            f"{self.dist.world_size} processes")
+        seed_everything(config.seed)                       # same initial weights on every rank
+        self.raw_model = self._build_model()
+        self.optimizer = torch.optim.AdamW(self.raw_model.parameters(), lr=config.init_lr,
+                                           weight_decay=config.weight_decay)
+        self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
+        self.step = 0                                      # optimizer steps taken
+        self.position = (0, 0)                             # (epoch, batches done in it) to run next
+        self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
+        self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
+        if config.resume:
+            self._resume()
+        elif config.init_ckpt is not None:
+            self._initialise(config.init_ckpt)
+        self.model = self.raw_model
+        if self.dist.world_size > 1:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.model = DistributedDataParallel(self.raw_model, device_ids=ids)
+        self.writer = None
+        if self.dist.is_main:     # resuming drops what the stopped run logged after its checkpoint
+            self.writer = SummaryWriter(config.log_dir,
+                                        purge_step=self.step + 1 if config.resume else None)
+
+    # --- what subclasses change ------------------------------------------------------------
+
+    def epoch_data(self, epoch: int) -> EpochData:
+        """Training and validation data of `epoch`."""
+        return EpochData(self.train_source, self.val_source)
+
+    def losses(self, out: dict, gt: Tensor) -> dict[str, Tensor]:
+        """Weighted loss terms of one batch; their sum is minimised. out: the network's output
+        dict; gt: [B, 3, H, W]."""
+        config = self.config
+        return {"lap_loss": config.lap_weight * laplacian_loss(out["I_t"], gt, config.lap_levels),
+                "warping_loss": config.warp_weight * warping_loss(out["im_t_list"], gt)}
+
+    # --- set-up ----------------------------------------------------------------------------
+
+    def _build_model(self) -> Network:
+        config = self.config
+        model = Network.from_variant(config.model_type, global_motion=config.global_motion,
+                                     ensemble_global_motion=False)
+        count = sum(p.numel() for p in model.parameters())
+        log.info("ATM-VFI %s, phase %d: %.2f M parameters", config.model_type, config.phase,
+                 count / 1e6)
+        if config.freeze == "local":
+            model.set_local_motion_trainable(False)
+        elif config.freeze == "global":
+            model.set_global_motion_trainable(False)
+        return model.to(self.device)
+
+    def _initialise(self, path: Path) -> None:
+        """Weights from `path` (any layout network.load_model_checkpoint reads); its AdamW state
+        too when config.load_optimizer and the file has one."""
+        extra = load_model_checkpoint(self.raw_model, path, strict=True)
+        log.info("initialised from %s", path)
+        for key, value in (extra.get("meta_data") or {}).items():
+            if key != "train metric":
+                log.info("  %s: %s", key, value)
+        state = extra.get("optimizer_state_dict")
+        if not self.config.load_optimizer:
+            log.info("fresh optimizer (warmup %d steps)", self.config.warmup)
+        elif not state or not state.get("param_groups"):
+            log.warning("%s holds no optimizer state: fresh optimizer", path)
+        else:
+            self._load_optimizer_state(state, path)
+            for group in self.optimizer.param_groups:
+                group["weight_decay"] = self.config.weight_decay
+            log.info("using the saved optimizer state (warmup %d steps)", self.config.warmup)
+
+    def _load_optimizer_state(self, state: dict, path: Path) -> None:
+        params = list(self.raw_model.parameters())
+        ids = [i for group in state["param_groups"] for i in group["params"]]
+        moments = state.get("state", {})
+        mismatch = len(ids) != len(params) or any(
+            i in moments and moments[i]["exp_avg"].shape != p.shape for i, p in zip(ids, params))
+        if mismatch:
+            raise CheckpointError(f"the optimizer state in {path} does not fit this model "
+                                  f"({len(ids)} saved, {len(params)} parameters); pass "
+                                  "--no-load_optimizer")
+        self.optimizer.load_state_dict(state)
+
+    def _resume(self) -> None:
+        folder = self.config.model_checkpoints
+        path = latest_checkpoint(folder)
+        if path is None:
+            raise UserError(f"--resume: no checkpoint (*epoch_<e>_step_<s>*.pt) in {folder}")
+        extra = load_model_checkpoint(self.raw_model, path, strict=True)
+        if "position" not in extra:
+            raise UserError(f"--resume: {path} was not written by this trainer")
+        saved_phase = extra["meta_data"].get("phase")
+        if saved_phase != self.config.phase:
+            raise UserError(f"--resume: {path} is from phase {saved_phase}, not phase "
+                            f"{self.config.phase}")
+        self.optimizer.load_state_dict(extra["optimizer_state_dict"])
+        if extra["scaler"]:
+            self.scaler.load_state_dict(extra["scaler"])
+        self.step, self.position = extra["step"], tuple(extra["position"])
+        if self.dist.is_main:                  # the saved sums cover every process
+            self.epoch_metrics = MetricSums(**extra["running_metrics"]["epoch"])
+            self.window_metrics = MetricSums(**extra["running_metrics"]["window"])
+        set_rng_state(extra["rng"])
+        log.info("resuming from %s at step %d (epoch %d, batch %d)", path, self.step,
+                 *self.position)
+
+    # --- data ------------------------------------------------------------------------------
+
+    def _sampler(self, source: DataSource, train: bool) -> ShardedSampler:
+        return ShardedSampler(len(source.dataset), self.dist.rank, self.dist.world_size,
+                              shuffle=train, seed=self.config.seed, drop_last=train)
+
+    def steps_in_epoch(self, epoch: int) -> int:
+        source = self.epoch_data(epoch).train
+        per_rank = source.batch_size // self.dist.world_size
+        steps = self._sampler(source, train=True).samples_per_epoch() // per_rank
+        if steps == 0:
+            raise UserError(f"the {source.name} training set has {len(source.dataset)} samples, "
+                            f"fewer than one batch of {source.batch_size}")
+        return steps
+
+    def _loader(self, source: DataSource, epoch: int, skip_batches: int,
+                train: bool) -> DataLoader:
+        dataset, batch_size = source.dataset, source.batch_size
+        if train:
+            batch_size //= self.dist.world_size
+            if hasattr(dataset, "set_epoch"):
+                dataset.set_epoch(epoch)
+        elif self.config.val_samples:
+            dataset = Subset(dataset, range(min(self.config.val_samples, len(dataset))))
+        sampler = self._sampler(DataSource(dataset, batch_size, source.name), train)
+        sampler.set_epoch(epoch, skip_batches * batch_size)
+        worker_seed = (self.config.seed * 1_000_003 + epoch) * 1009 + self.dist.rank
+        generator = torch.Generator().manual_seed(worker_seed % 2**63)
+        return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train,
+                          num_workers=self.config.num_workers, generator=generator,
+                          pin_memory=self.device.type == "cuda")
+
+    # --- the loop --------------------------------------------------------------------------
+
+    def fit(self) -> None:
+        """Train from the current position to the last epoch or config.max_steps."""
+        try:
+            self._run()
+        finally:
+            if self.writer is not None:
+                self.writer.close()
+            if dist.is_initialized():
+                dist.destroy_process_group()
+
+    def _run(self) -> None:
+        config = self.config
+        start_epoch, skip = self.position
+        if config.max_steps and self.step >= config.max_steps:
+            log.info("already at step %d of --max_steps %d", self.step, config.max_steps)
+            return
+        for epoch in range(start_epoch, config.epochs):
+            data = self.epoch_data(epoch)
+            steps = self.steps_in_epoch(epoch)
+            if skip == 0:
+                self.epoch_metrics = MetricSums()
+            log.info("epoch %d/%d: %s, %d steps, lr %.3e", epoch, config.epochs, data.train.name,
+                     steps, learning_rate(self.step, config.init_lr, config.last_lr,
+                                          self.total_steps, config.warmup))
+            self.model.train()
+            loader = self._loader(data.train, epoch, skip, train=True)
+            bar = tqdm(loader, total=steps, initial=skip, desc=f"epoch {epoch}",
+                       disable=not self.dist.is_main, dynamic_ncols=True)
+            for batch_index, batch in enumerate(bar, start=skip):
+                metrics = self._train_step(batch)
+                self.epoch_metrics.add(metrics)
+                self.window_metrics.add(metrics)
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.2f}")
+                epoch_done = batch_index + 1 == steps
+                self.position = (epoch + 1, 0) if epoch_done else (epoch, batch_index + 1)
+                if self.step % config.log_every == 0:
+                    self._log_training()
+                stop = bool(config.max_steps) and self.step >= config.max_steps
+                if epoch_done or stop or (config.val_every and self.step % config.val_every == 0):
+                    self._validate_and_save(epoch, data)
+                if stop:
+                    return
+            skip = 0
+
+    def _train_step(self, batch: list[Tensor]) -> dict[str, float]:
+        im0, gt, im1 = (t.to(self.device, non_blocking=True) for t in batch)
+        lr = learning_rate(self.step, self.config.init_lr, self.config.last_lr, self.total_steps,
+                           self.config.warmup)
+        for group in self.optimizer.param_groups:
+            group["lr"] = lr
+        with autocast(self.device, self.config.amp):
+            out = self.model(im0, im1)
+        terms = self.losses(out, gt)
+        loss = sum(terms.values())
+        values = {"psnr": batch_psnr(out["I_t"].detach(), gt).mean().item(),
+                  **{name: term.item() for name, term in terms.items()}, "loss": loss.item()}
+        if not math.isfinite(values["loss"]):
+            raise FloatingPointError(f"the loss is {values['loss']} at step {self.step + 1}")
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        self.step += 1
+        return {**values, "lr": lr}
+
+    def _log_training(self) -> None:
+        means = self.window_metrics.means(self.dist)
+        self.window_metrics = MetricSums()
+        if self.writer is not None:
+            for name, value in means.items():
+                self.writer.add_scalar(f"train/{name}", value, self.step)
+
+    @torch.no_grad()
+    def validate(self, source: DataSource, tag: str = "val") -> dict[str, float]:
+        """Per-sample means over `source`: PSNR of the unpadded prediction and the loss terms
+        (computed on the frames padded to multiples of 64, the ground truth included)."""
+        model = self.raw_model.eval()
+        sums = MetricSums()
+        loader = self._loader(source, 0, 0, train=False)
+        for index, batch in enumerate(tqdm(loader, desc=tag, leave=False,
+                                           disable=not self.dist.is_main)):
+            im0, gt, im1 = (t.to(self.device) for t in batch)
+            padder = InputPadder(im0.shape, divisor=64)
+            im0, im1, gt_padded = padder.pad(im0, im1, gt)
+            with autocast(self.device, self.config.amp):
+                out = model(im0, im1)
+            pred = padder.unpad(out["I_t"]).float()
+            count = gt.shape[0]
+            terms = self.losses(out, gt_padded)
+            terms = {name: term.item() * count for name, term in terms.items()}
+            sums.add({"psnr": batch_psnr(pred, gt).sum().item(), **terms}, count)
+            if index == 0 and self.writer is not None:
+                flow = padder.unpad(out["opt_flow_0"]).float()
+                grid = prediction_grid(padder.unpad(im0), padder.unpad(im1), flow, pred, gt)
+                self.writer.add_image(f"{tag}/images", grid, self.step)
+        self.raw_model.train()
+        return sums.means(self.dist)
+
+    def _validate_and_save(self, epoch: int, data: EpochData) -> None:
+        running = {"epoch": self.epoch_metrics.merged(self.dist),
+                   "window": self.window_metrics.merged(self.dist)}
+        train_metric = running["epoch"].means(Distributed())
+        train_metric.pop("lr", None)
+        val_metric = self.validate(data.val, data.val_tag) if data.val is not None else {}
+        if not self.dist.is_main:
+            return
+        for name, value in val_metric.items():
+            self.writer.add_scalar(f"{data.val_tag}/{name}", value, self.step)
+        self.writer.flush()
+        summary = ", ".join(f"{k} {v:.5g}" for k, v in train_metric.items())
+        log.info("step %d: train %s", self.step, summary)
+        if val_metric:
+            log.info("step %d: %s %s", self.step, data.val_tag,
+                     ", ".join(f"{k} {v:.5g}" for k, v in val_metric.items()))
+        name = f"{data.checkpoint_prefix}epoch_{epoch}_step_{self.step}"
+        if "psnr" in val_metric:
+            name += f"_psnr_{round(val_metric['psnr'], 4)}"
+        path = self.config.model_checkpoints / f"{name}.pt"
+        save_atomic(self._checkpoint(train_metric, val_metric, running), path)
+        log.info("saved %s", path)
+
+    def _checkpoint(self, train_metric: dict, val_metric: dict,
+                    running: dict[str, MetricSums]) -> dict:
+        """The authors' layout plus what resuming needs (running: the unfinished epoch and
+        logging window, all processes together)."""
+        config = self.config
+        meta_data = {
+            "epoch": config.epochs, "batch_size": config.batch_size,
+            "gradient accumulation": False, "optimizer": "AdamW",
+            "weight decay": config.weight_decay, "initial learning rate": config.init_lr,
+            "final learning rate": config.last_lr,
+            "learning rate scheduler": "CosineAnnealingLR", "warmup step": config.warmup,
+            "use gradient clipping": False, "train metric": train_metric,
+            "phase": config.phase, "model_type": config.model_type,
+            "global_motion": config.global_motion, "amp": config.amp,
+            "world_size": self.dist.world_size, "total steps": self.total_steps,
+        }
+        return {
+            "model_state_dict": self.raw_model.state_dict(),
+            "optimizer_state_dict": self.optimizer.state_dict(),
+            "meta_data": meta_data, "train_metric": train_metric, "val_metric": val_metric,
+            "step": self.step, "position": list(self.position),
+            "scaler": self.scaler.state_dict(), "rng": rng_state(),
+            "running_metrics": {name: vars(sums) for name, sums in running.items()},
+        }
+
+
+def prediction_grid(im0: Tensor, im1: Tensor, flow: Tensor, pred: Tensor, gt: Tensor,
+                    max_samples: int = 4) -> Tensor:
+    """One row per sample: I0 | I1 | flow t->0 (colour-coded) | prediction | ground truth.
+    Inputs [B, 3, H, W] in [0, 1] (flow [B, 2, H, W], pixels) -> [3, H', W'] image."""
+    n = min(max_samples, im0.shape[0])
+    flow_image = flow_to_image(flow[:n].float()).float() / 255
+    tiles = torch.stack([im0[:n].float(), im1[:n].float(), flow_image, pred[:n], gt[:n].float()],
+                        dim=1)                                           # [n, 5, 3, H, W]
+    return make_grid(tiles.flatten(0, 1).clamp(0, 1).cpu(), nrow=5, padding=2)
