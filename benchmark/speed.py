@@ -35,9 +35,15 @@ def parse_size(text: str) -> tuple[int, int]:
 
 
 def peak_memory_gib(device: torch.device) -> float:
+    """Peak allocated CUDA memory, or this process's peak resident set size."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20   # KiB on Linux
+    status = Path("/proc/self/status")
+    if status.exists():   # Linux: VmHWM starts afresh in a spawned process, ru_maxrss does not
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
 def synchronize(device: torch.device) -> None:

@@ -14,6 +14,7 @@ from torch import Tensor, nn
 MASKED = -100.0  # additive attention logit of a forbidden key (the released weights assume -100)
 MLP_BAND_TOKENS = 1 << 15       # tokens per band of the transformer MLP on large maps
 ATTENTION_CHUNK_ELEMENTS = 1 << 24  # attention logits materialised at once
+SOFTMAX_FLOOR = 50.0    # logits below the row maximum by more count as this much below
 
 
 def window_partition(x: Tensor, ws: int) -> Tensor:
@@ -100,6 +101,9 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
         if mask is not None:
             index = torch.arange(start, stop, device=mask.device) % n_windows
             logits += mask[index].unsqueeze(1)
+            # Keep masked probabilities (~e^-100) out of float32's denormal range, where
+            # x86 arithmetic is two orders of magnitude slower; their weight stays negligible.
+            logits = torch.maximum(logits, logits.amax(dim=-1, keepdim=True) - SOFTMAX_FLOOR)
         out[start:stop] = logits.softmax(dim=-1) @ v[start:stop]
     return out
 

@@ -47,3 +47,12 @@ def base_ckpt(synth, checkpoint_dir) -> Path:
 def device() -> torch.device:
     """Device under test: $ATM_TEST_DEVICE, default cpu."""
     return torch.device(os.environ.get("ATM_TEST_DEVICE", "cpu"))
+
+
+@pytest.fixture(scope="session")
+def training_roots(tmp_path_factory) -> dict[str, Path]:
+    """Tiny Vimeo90K-, X4K1000FPS- and SNU-FILM-layout datasets cut from real clips."""
+    from training_data import make_snufilm, make_vimeo, make_x4k
+    base = tmp_path_factory.mktemp("training_data")
+    return {"vimeo": make_vimeo(base / "vimeo"), "x4k": make_x4k(base / "x4k"),
+            "snufilm": make_snufilm(base / "snufilm")}

@@ -9,15 +9,12 @@ import train
 from dataset import ShardedSampler, SnuFilm, VimeoTriplet, X4KTrain, draw_triplet
 from dataset.frames import read_rgb
 from network import UserError
-from training_data import (SNUFILM_SIZE, VIMEO_SIZE, X4K_SIZE, make_snufilm, make_vimeo, make_x4k,
-                           smoke_args)
+from training_data import SNUFILM_SIZE, VIMEO_SIZE, X4K_SIZE, make_vimeo, smoke_args
 
 
 @pytest.fixture(scope="module")
-def roots(tmp_path_factory):
-    base = tmp_path_factory.mktemp("data")
-    return {"vimeo": make_vimeo(base / "vimeo"), "x4k": make_x4k(base / "x4k"),
-            "snufilm": make_snufilm(base / "snufilm")}
+def roots(training_roots):
+    return training_roots
 
 
 def as_array(frame: torch.Tensor) -> np.ndarray:

@@ -8,15 +8,12 @@ import demo_2x
 import finetune
 import train
 from network import load_network, read_checkpoint
-from training_data import (logged_tags, make_snufilm, make_vimeo, make_x4k, read_scalars,
-                           smoke_args)
+from training_data import logged_tags, make_vimeo, read_scalars, smoke_args
 
 
 @pytest.fixture(scope="module")
-def data(tmp_path_factory):
-    base = tmp_path_factory.mktemp("train_data")
-    return {"vimeo": make_vimeo(base / "vimeo"), "x4k": make_x4k(base / "x4k"),
-            "snufilm": make_snufilm(base / "snufilm")}
+def data(training_roots):
+    return training_roots
 
 
 def only_checkpoint(folder):
