@@ -223,8 +223,10 @@ def test_ensemble_is_per_sample(lite_ckpt):
             torch.testing.assert_close(batch[b:b + 1], alone, atol=1e-4, rtol=0)
 
 
-def test_bf16_autocast_stays_close_to_fp32(lite_ckpt):
-    data, variant, global_motion, _ = read_case(CONFORMANCE / "cases/lite_global_128x192.npz")
+@pytest.mark.parametrize("case", [c for c in CASES if c.stem.startswith("lite")],
+                         ids=[c.stem for c in CASES if c.stem.startswith("lite")])
+def test_bf16_autocast_stays_close_to_fp32(case, lite_ckpt):
+    data, variant, global_motion, _ = read_case(case)
     model = load_network(lite_ckpt, global_motion=global_motion)
     im0, im1 = torch.from_numpy(data["im0"]), torch.from_numpy(data["im1"])
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
