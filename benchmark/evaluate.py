@@ -160,12 +160,16 @@ def score_triplet(model: torch.nn.Module, triplet: Triplet, transform: FrameTran
     if len({frame.shape for frame in frames}) != 1:
         raise UserError(f"sample {triplet.name!r}: frames differ in size "
                         f"({', '.join('x'.join(map(str, f.shape[:2])) for f in frames)})")
-    # uint8 [H, W, 3] -> [1, 3, H, W] on the device
-    frame0, gt_8bit, frame1 = (torch.from_numpy(f).permute(2, 0, 1)[None].to(device) for f in frames)
+    # uint8 [H, W, 3] -> [1, 3, H, W]
+    frame0, gt_8bit, frame1 = (torch.from_numpy(f).permute(2, 0, 1)[None] for f in frames)
     try:
-        pred = interpolate(model, frame0 / 255.0, frame1 / 255.0, protocol, options)
+        pred = interpolate(model, frame0.to(device) / 255.0, frame1.to(device) / 255.0,
+                           protocol, options)
     except ValueError as error:   # a frame size the network cannot take unpadded
         raise UserError(f"sample {triplet.name!r}: {error}") from None
+    # Scores are computed on the CPU in the protocol's precision on every device: float64 does
+    # not exist on MPS, and GPU convolutions (TF32) would round the SSIM differently.
+    pred = pred.float().cpu()
     if protocol.round_prediction:
         pred = quantize_8bit(pred)
     ssim = ssim_matlab(gt_8bit / 255.0, pred)
