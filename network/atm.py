@@ -78,8 +78,10 @@ def window_offsets(ws: int) -> Tensor:
     return torch.stack((dx, dy))[None, None]
 
 
-def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float) -> Tensor:
-    """Softmax attention inside windows, with an optional per-window additive mask.
+def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
+                       offsets: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+    """Softmax attention inside windows, with an optional per-window additive mask, and the
+    attention-weighted mean of `offsets` (the motion) when they are given.
 
     In float32 the softmax is computed explicitly (in chunks of windows, to bound memory)
     rather than by a fused kernel: the motion branches amplify rounding differences, and this
@@ -87,14 +89,16 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
     cannot reproduce them anyway, takes the fused kernel.
 
     q, k: [n * nW, heads, N, d]; v: [n * nW, heads, N, dv]; mask: [nW, N, N] (window k of the
-    flat batch uses mask[k mod nW]) or None. Returns [n * nW, heads, N, dv].
+    flat batch uses mask[k mod nW]) or None; offsets: [2, N, N], (x, y) from query cell i to key
+    cell j. Returns ([n * nW, heads, N, dv], motion [n * nW, heads, 2, N] or None).
     """
     windows, heads, cells, _ = q.shape
     if q.dtype in (torch.bfloat16, torch.float16):
-        return _fused_windowed_attention(q, k, v, mask, scale)
+        return _fused_windowed_attention(q, k, v, mask, scale, offsets)
     n_windows = 1 if mask is None else mask.shape[0]
     chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (heads * cells * cells))
     out = v.new_empty(windows, heads, cells, v.shape[-1])
+    motion = None if offsets is None else v.new_empty(windows, heads, 2, cells)
     for start in range(0, windows, chunk):
         stop = min(windows, start + chunk)
         logits = (q[start:stop] @ k[start:stop].transpose(-1, -2)) * scale   # [c, heads, N, N]
@@ -104,22 +108,38 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
             # Keep masked probabilities (~e^-100) out of float32's denormal range, where
             # x86 arithmetic is two orders of magnitude slower; their weight stays negligible.
             logits = torch.maximum(logits, logits.amax(dim=-1, keepdim=True) - SOFTMAX_FLOOR)
-        out[start:stop] = logits.softmax(dim=-1) @ v[start:stop]
-    return out
+        probs = logits.softmax(dim=-1)
+        del logits
+        out[start:stop] = probs @ v[start:stop]
+        if offsets is not None:
+            motion[start:stop] = (probs.unsqueeze(2) * offsets).sum(dim=-1)
+    return out, motion
 
 
+def _fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
+                              offsets: Tensor | None) -> tuple[Tensor, Tensor | None]:
+    """`windowed_attention` through one `scaled_dot_product_attention` call (same shapes).
 
-def _fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None,
-                              scale: float) -> Tensor:
-    """`windowed_attention` through one `scaled_dot_product_attention` call (same shapes)."""
+    Every attention row sums to one, so sum_j a_ij (p_j - p_i) = sum_j a_ij p_j - p_i: the key
+    positions p_j are appended to the values and p_i subtracted afterwards.
+    """
+    heads, cells, dv = q.shape[1], q.shape[2], v.shape[-1]
+    if offsets is not None:
+        positions = offsets[:, 0, :].t().to(v.dtype)                    # [N, 2] = p_j - p_0
+        v = torch.cat((v, positions.expand(v.shape[0], heads, cells, 2)), dim=-1)
     if mask is None:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
-    n_windows, heads = mask.shape[0], q.shape[1]
-    # Window index first, so that the [nW, 1, N, N] mask broadcasts over images and heads.
-    q, k, v = (rearrange(t, "(b w) h t d -> w (b h) t d", w=n_windows) for t in (q, k, v))
-    out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype).unsqueeze(1),
-                                         scale=scale)
-    return rearrange(out, "w (b h) t d -> (b w) h t d", h=heads)
+        out = F.scaled_dot_product_attention(q, k, v, scale=scale)
+    else:
+        n_windows = mask.shape[0]
+        # Window index first, so that the [nW, 1, N, N] mask broadcasts over images and heads.
+        q, k, v = (rearrange(t, "(b w) h t d -> w (b h) t d", w=n_windows) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype).unsqueeze(1),
+                                             scale=scale)
+        out = rearrange(out, "w (b h) t d -> (b w) h t d", h=heads)
+    if offsets is None:
+        return out, None
+    motion = out[..., dv:].float() - offsets[:, 0, :].t().float()      # [n * nW, heads, N, 2]
+    return out[..., :dv], motion.transpose(-1, -2)
 
 
 class AttentionToMotion(nn.Module):
@@ -157,13 +177,10 @@ class AttentionToMotion(nn.Module):
         kv = self.kv(z)
         kv = torch.cat((kv[windows // 2:], kv[:windows // 2]))          # the other frame's windows
         k, v = rearrange(kv, "n t (two h d) -> two n h t d", two=2, h=heads)
-        # Key coordinates (x, y) of each cell, appended to the values.
-        key_xy = self.relative_coord[0, 0, :, 0, :].t().to(v.dtype)      # [N, 2] = p_j - p_0
-        v = torch.cat((v, key_xy.expand(windows, heads, cells, 2)), dim=-1)
-        out = windowed_attention(q, k, v, mask, self.scale)            # [nWB, heads, N, hd + 2]
-        appearance = self.proj(rearrange(out[..., :-2], "n h t d -> n t (h d)"))
-        head_motion = out[..., -2:].float() - key_xy.float()            # [nWB, heads, N, 2]
-        motion = self.mlp(rearrange(head_motion, "n h t c -> n t c h").to(z.dtype)).squeeze(-1)
+        out, head_motion = windowed_attention(q, k, v, mask, self.scale,
+                                              self.relative_coord[0, 0])  # motion [nWB, h, 2, N]
+        appearance = self.proj(rearrange(out, "n h t d -> n t (h d)"))
+        motion = self.mlp(rearrange(head_motion, "n h c t -> n t c h").to(z.dtype)).squeeze(-1)
         return appearance, motion
 
 
@@ -181,7 +198,7 @@ class WindowSelfAttention(nn.Module):
         """z: [n * nW, N, D]; mask: [nW, N, N] additive, or None -> ([n * nW, N, D], None)."""
         q, k, v = rearrange(self.qkv(z), "n t (three h d) -> three n h t d", three=3,
                             h=self.num_heads)
-        out = windowed_attention(q, k, v, mask, self.scale)
+        out, _ = windowed_attention(q, k, v, mask, self.scale)
         return self.proj(rearrange(out, "n h t d -> n t (h d)")), None
 
 
