@@ -147,10 +147,9 @@ class AttentionToMotion(nn.Module):
 
     Queries come from a window of one frame, keys and values from the same window of the
     other frame. The motion of query cell i is the attention-weighted mean offset to the
-    key cells, sum_j a_ij (p_j - p_i), per head; a small MLP fuses the heads' motions.
-    Since every attention row sums to one, sum_j a_ij p_j - p_i equals it, so appending the
-    key coordinates to the values gives appearance and motion from one attention product,
-    without an [N, N, 2] offset tensor.
+    key cells, sum_j a_ij (p_j - p_i), per head, in cells of this level; a small MLP, shared
+    by x and y, fuses the heads' motions. The offsets p_j - p_i are the `relative_coord`
+    buffer of the released checkpoints.
     """
 
     def __init__(self, dim: int, num_heads: int, window_size: int):
