@@ -49,11 +49,13 @@ def test_conformance_case(case, checkpoints, device):
 
 @pytest.mark.parametrize("case", ["lite_global_128x192", "base_local_128x192"])
 def test_banded_and_chunked_paths_match_the_reference(case, checkpoints, device, monkeypatch):
-    """Large inputs run the synthesis in bands of rows, the transformer MLP in bands and the
-    attention in chunks of windows; forced small here, they must give the same outputs."""
+    """Large inputs run the synthesis in bands of rows, the transformer MLP in bands, the
+    attention in chunks of windows and the PReLUs in place; forced on here, they must give
+    the same outputs."""
     import network.atm
     import network.blocks
     monkeypatch.setattr(network.blocks, "BAND_PIXELS", 2048)
+    monkeypatch.setattr(network.blocks, "INPLACE_MIN_ELEMENTS", 1)
     monkeypatch.setattr(network.atm, "MLP_BAND_TOKENS", 100)
     monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", 3 * 8 * 64 * 64)
     data, variant, global_motion, ensemble = read_case(CONFORMANCE / f"cases/{case}.npz")
