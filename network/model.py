@@ -197,8 +197,9 @@ class Network(nn.Module):
             if k:
                 skips.append(z[:, :-self.config.motion_out_dim])
             levels.append(self._synthesize(pyramid[k], motion))
-        del pyramid, motion
-        flow_t0, flow_t1 = z[:, -5:-3].clone(), z[:, -3:-1].clone()
+        del pyramid
+        flow_t0, flow_t1 = motion[:, 0:2].clone(), motion[:, 2:4].clone()   # outlive z
+        del motion
         warped0, warped1, blend, mask = levels[-1]
         features = map_row_bands(lambda *parts: self.proj(torch.cat(parts, dim=1)),
                                  [z, im0, warped0, im1, warped1, blend])  # [B, r, H, W]
