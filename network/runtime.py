@@ -1,5 +1,7 @@
 """Where and in which precision to run: device choice, autocast, and user-facing errors."""
 import contextlib
+import platform
+import warnings
 
 import torch
 
@@ -40,4 +42,20 @@ def autocast(device: torch.device, precision: str = "fp32") -> contextlib.Abstra
     dtype = PRECISIONS[precision]
     if dtype is None:
         return contextlib.nullcontext()
+    if device.type == "cpu" and not cpu_has_native(precision):
+        warnings.warn(f"this CPU has no {precision} instructions: {precision} runs emulated, "
+                      "slower than fp32", stacklevel=2)
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+def cpu_has_native(precision: str) -> bool:
+    """False only when this is an x86 CPU known to lack native `precision` ("bf16": AVX512-BF16
+    or AMX; "fp16": AMX-FP16) arithmetic; other CPUs are given the benefit of the doubt."""
+    if platform.machine().lower() not in ("x86_64", "amd64", "i386", "i686"):
+        return True
+    probes = {"bf16": ("_is_avx512_bf16_supported", "_is_amx_tile_supported"),
+              "fp16": ("_is_amx_fp16_supported",)}.get(precision, ())
+    checks = [getattr(torch.cpu, name, None) for name in probes]
+    if not checks or None in checks:   # fp32, or a torch without the probes
+        return True
+    return any(check() for check in checks)

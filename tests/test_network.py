@@ -1,13 +1,14 @@
 """The network against the authors' outputs (conformance cases), the checkpoint contract and
 hand-computed properties."""
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from network import (BASE, LITE, CheckpointError, InputPadder, Network, detect_variant,
-                     load_model_checkpoint, load_network, read_state_dict, warp_backward)
+from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast,
+                     detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
 from network.atm import MASKED, window_attention_mask
 from network.network_base import Network as BaseNetwork
 from network.network_lite import Network as LiteNetwork
@@ -234,3 +235,22 @@ def test_bf16_autocast_stays_close_to_fp32(case, lite_ckpt):
     with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
         middle = model(im0, im1)["I_t"].float()
     assert (middle - torch.from_numpy(data["I_t"])).abs().mean() < 2 / 255
+
+
+def test_low_precision_on_a_cpu_without_it_warns(monkeypatch):
+    cpu = torch.device("cpu")
+    monkeypatch.setattr("platform.machine", lambda: "x86_64")
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with pytest.warns(UserWarning, match="no bf16 instructions"):
+        autocast(cpu, "bf16")
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        autocast(cpu, "bf16")
+        autocast(cpu, "fp32")
+    monkeypatch.setattr("platform.machine", lambda: "arm64")   # no x86 probes apply
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        autocast(cpu, "bf16")
