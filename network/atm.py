@@ -133,8 +133,10 @@ def _fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | No
         n_windows = mask.shape[0]
         # Window index first, so that the [nW, 1, N, N] mask broadcasts over images and heads.
         q, k, v = (rearrange(t, "(b w) h t d -> w (b h) t d", w=n_windows) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=mask.to(q.dtype).unsqueeze(1),
-                                             scale=scale)
+        # Masked keys are left out exactly (boolean mask) instead of weighted ~e^-100: the
+        # same result to float precision, without the denormals that slow x86 kernels ~8x.
+        allowed = (mask == 0).unsqueeze(1)                              # [nW, 1, N, N]
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed, scale=scale)
         out = rearrange(out, "w (b h) t d -> (b w) h t d", h=heads)
     if offsets is None:
         return out, None
