@@ -94,7 +94,7 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
     """
     windows, heads, cells, _ = q.shape
     if q.dtype in (torch.bfloat16, torch.float16):
-        return _fused_windowed_attention(q, k, v, mask, scale, offsets)
+        return fused_windowed_attention(q, k, v, mask, scale, offsets)
     n_windows = 1 if mask is None else mask.shape[0]
     chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (heads * cells * cells))
     out = v.new_empty(windows, heads, cells, v.shape[-1])
@@ -116,7 +116,7 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
     return out, motion
 
 
-def _fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
+def fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, scale: float,
                               offsets: Tensor | None) -> tuple[Tensor, Tensor | None]:
     """`windowed_attention` through one `scaled_dot_product_attention` call (same shapes).
 

@@ -9,7 +9,8 @@ import torch
 
 from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast,
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
-from network.atm import MASKED, window_attention_mask
+from network.atm import (MASKED, fused_windowed_attention, window_attention_mask,
+                         window_offsets, windowed_attention)
 from network.network_base import Network as BaseNetwork
 from network.network_lite import Network as LiteNetwork
 
@@ -254,3 +255,23 @@ def test_low_precision_on_a_cpu_without_it_warns(monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         autocast(cpu, "bf16")
+
+
+@pytest.mark.parametrize("path", ["explicit", "fused"])
+def test_windowed_attention_against_a_literal_float64_softmax(path):
+    """Both attention paths against softmax(qk^T * s + mask) in float64, with the motion as the
+    attention-weighted mean offset; the mask is a real one (padding and shift), -100 additive."""
+    torch.manual_seed(0)
+    ws, heads, d = 4, 2, 3
+    mask = window_attention_mask(6, 6, ws, shift=2, device=torch.device("cpu"))   # [4, 16, 16]
+    windows = 2 * mask.shape[0]                                                   # two images
+    q, k, v = (torch.randn(windows, heads, ws * ws, d) for _ in range(3))
+    offsets = window_offsets(ws)[0, 0]                                            # [2, N, N]
+    logits = (q.double() @ k.double().transpose(-1, -2)) * 0.5 + mask.double().repeat(2, 1, 1)[:, None]
+    probs = logits.softmax(dim=-1)
+    expected_out = probs @ v.double()
+    expected_motion = (probs[:, :, None] * offsets.double()).sum(dim=-1)            # [n, h, 2, N]
+    attend = windowed_attention if path == "explicit" else fused_windowed_attention
+    out, motion = attend(q, k, v, mask, 0.5, offsets)
+    torch.testing.assert_close(out.double(), expected_out, atol=1e-5, rtol=0)
+    torch.testing.assert_close(motion.double(), expected_motion, atol=1e-5, rtol=0)
