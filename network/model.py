@@ -104,12 +104,12 @@ class Network(nn.Module):
         for name, module in refinement_modules(refine_in, config.refine_width, skips).items():
             self.add_module(name, module)
         self.apply(_init_transformer_weights)
-        # The decoder and the refinement run channels-last: on CPUs this avoids the transposed
-        # convolutions' large column buffers and layout copies at full resolution. The motion
-        # branches stay in the reference layout, whose rounding they amplify.
+        # The decoder and the refinement run channels-last (their 2x2 deconvolutions produce
+        # it): on CPUs this avoids layout copies at full resolution. The motion branches stay
+        # in the reference layout, whose rounding they amplify.
         for name in SYNTHESIS_MODULES:
             for module in getattr(self, name).modules():
-                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)):
+                if type(module) is nn.Conv2d:
                     module.to(memory_format=torch.channels_last)
 
     @classmethod

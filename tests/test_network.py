@@ -6,11 +6,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast,
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
 from network.atm import (MASKED, fused_windowed_attention, window_attention_mask,
                          window_offsets, windowed_attention)
+from network.blocks import Deconv2x2
 from network.network_base import Network as BaseNetwork
 from network.network_lite import Network as LiteNetwork
 
@@ -275,3 +277,12 @@ def test_windowed_attention_against_a_literal_float64_softmax(path):
     out, motion = attend(q, k, v, mask, 0.5, offsets)
     torch.testing.assert_close(out.double(), expected_out, atol=1e-5, rtol=0)
     torch.testing.assert_close(motion.double(), expected_motion, atol=1e-5, rtol=0)
+
+
+@pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
+def test_deconv_as_matrix_product_equals_transposed_convolution(layout):
+    torch.manual_seed(0)
+    deconv = Deconv2x2(5, 3)
+    x = torch.randn(2, 5, 3, 7).contiguous(memory_format=layout)
+    expected = F.conv_transpose2d(x, deconv.weight, deconv.bias, stride=2)
+    torch.testing.assert_close(deconv(x), expected, atol=1e-6, rtol=0)
