@@ -201,8 +201,13 @@ class Network(nn.Module):
         flow_t0, flow_t1 = motion[:, 0:2].clone(), motion[:, 2:4].clone()   # outlive z
         del motion
         warped0, warped1, blend, mask = levels[-1]
+        # In z's dtype (under autocast, half precision, rather than z cast to float32) and
+        # layout, so that the concatenation is the convolution's input as it is.
+        frames = [t.to(z.dtype, memory_format=torch.channels_last)
+                  for t in (im0, warped0, im1, warped1, blend)]
         features = map_row_bands(lambda *parts: self.proj(torch.cat(parts, dim=1)),
-                                 [z, im0, warped0, im1, warped1, blend])  # [B, r, H, W]
+                                 [z, *frames])                            # [B, r, H, W]
+        del frames
         del z                                                             # the largest tensor
         refined = blend + self._refine(features, skips)
         levels.reverse()
