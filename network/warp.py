@@ -12,17 +12,18 @@ def warp_backward(image: Tensor, flow: Tensor) -> Tensor:
     """Sample `image` at p + flow(p) bilinearly; taps outside the image read 0.
 
     image: [B, C, H, W]; flow: [B, 2, H, W], pixels of this grid, x (right) then y (down).
-    Returns [B, C, H, W] in the dtype of `image`. Coordinates are formed in float32 so that
-    low-precision autocast does not move samples by whole pixels.
+    Returns [B, C, H, W] in the dtype of `image`. Coordinates are formed in at least float32
+    so that low-precision autocast does not move samples by whole pixels.
     """
     _, _, height, width = flow.shape
-    flow = flow.float()
-    xs = torch.arange(width, device=flow.device, dtype=torch.float32)
-    ys = torch.arange(height, device=flow.device, dtype=torch.float32).unsqueeze(1)
+    dtype = torch.promote_types(torch.promote_types(flow.dtype, image.dtype), torch.float32)
+    flow = flow.to(dtype)
+    xs = torch.arange(width, device=flow.device, dtype=dtype)
+    ys = torch.arange(height, device=flow.device, dtype=dtype).unsqueeze(1)
     grid_x = 2.0 * (xs + flow[:, 0]) / (width - 1) - 1.0    # [B, H, W]
     grid_y = 2.0 * (ys + flow[:, 1]) / (height - 1) - 1.0
     grid = torch.stack((grid_x, grid_y), dim=-1)             # [B, H, W, 2]
-    out = F.grid_sample(image.float(), grid, mode="bilinear", padding_mode="zeros",
+    out = F.grid_sample(image.to(dtype), grid, mode="bilinear", padding_mode="zeros",
                         align_corners=True)
     return out.to(image.dtype)
 
