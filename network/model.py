@@ -54,10 +54,15 @@ def frame_pair(motion: Tensor) -> Tensor:
 
 
 def head_input(motion: Tensor, tokens: Tensor) -> Tensor:
-    """motion: [B, 8, h, w]; tokens: [2B, h, w, D] -> [B, 8 + 2D, h, w] (channels-last memory)."""
+    """motion: [B, 8, h, w]; tokens: [2B, h, w, D] -> [B, 8 + 2D, h, w], contiguous.
+
+    Contiguous rather than a channels-last view, so that the motion head's convolutions
+    round as the reference's do: the global motion feeds a pre-warp that amplifies any
+    difference some hundred times.
+    """
     features = rearrange(tokens, "(f b) h w d -> b h w (f d)", f=2)
     nhwc = torch.cat((motion.permute(0, 2, 3, 1), features), dim=-1)
-    return nhwc.permute(0, 3, 1, 2)
+    return nhwc.permute(0, 3, 1, 2).contiguous()
 
 
 class Network(nn.Module):

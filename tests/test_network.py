@@ -7,12 +7,14 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
+from einops import rearrange
 
 from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast,
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
 from network.atm import (MASKED, fused_windowed_attention, window_attention_mask,
                          window_offsets, windowed_attention)
 from network.blocks import Deconv2x2
+from network.model import head_input
 from network.network_base import Network as BaseNetwork
 from network.network_lite import Network as LiteNetwork
 
@@ -286,3 +288,34 @@ def test_deconv_as_matrix_product_equals_transposed_convolution(layout):
     x = torch.randn(2, 5, 3, 7).contiguous(memory_format=layout)
     expected = F.conv_transpose2d(x, deconv.weight, deconv.bias, stride=2)
     torch.testing.assert_close(deconv(x), expected, atol=1e-6, rtol=0)
+
+
+
+def test_warp_keeps_float64_and_samples_bilinearly():
+    """A fractional flow, checked against bilinear interpolation written out by hand."""
+    image = torch.arange(20, dtype=torch.float64).reshape(1, 1, 4, 5) ** 1.5
+    flow = torch.zeros(1, 2, 4, 5, dtype=torch.float64)
+    flow[:, 0], flow[:, 1] = 0.25, 0.5                         # sample at (x + 0.25, y + 0.5)
+    out = warp_backward(image, flow)
+    assert out.dtype == torch.float64
+    x, y = 1, 2                                                 # an interior pixel
+    img = image[0, 0]
+    expected = (0.75 * 0.5 * img[y, x] + 0.25 * 0.5 * img[y, x + 1]
+                + 0.75 * 0.5 * img[y + 1, x] + 0.25 * 0.5 * img[y + 1, x + 1])
+    assert abs(out[0, 0, y, x].item() - expected.item()) < 1e-12
+
+
+@pytest.mark.parametrize("variant", ["base", "lite"])
+def test_motion_heads_round_exactly_as_on_the_reference_layout(variant):
+    """The motion head sees cat[motion, frame-0 tokens, frame-1 tokens] (spec), and its float32
+    output equals, bit for bit, the head applied to that tensor built in the reference's
+    contiguous layout: the global pre-warp amplifies any rounding difference ~100x."""
+    torch.manual_seed(0)
+    model = Network.from_variant(variant).eval()
+    dim = model.config.global_dim
+    motion, tokens = torch.randn(1, 8, 6, 10), torch.randn(2, 6, 10, dim)
+    reference = torch.cat((motion, rearrange(tokens, "(n b) h w c -> b (n c) h w", n=2)), dim=1)
+    built = head_input(motion, tokens)
+    assert torch.equal(built, reference)
+    with torch.no_grad():
+        assert torch.equal(model.global_motion_mlp(built), model.global_motion_mlp(reference))
