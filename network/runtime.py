@@ -1,9 +1,12 @@
 """Where and in which precision to run: device choice, autocast, and user-facing errors."""
 import contextlib
+import functools
+import logging
 import platform
-import warnings
 
 import torch
+
+log = logging.getLogger(__name__)
 
 
 class UserError(Exception):
@@ -43,9 +46,15 @@ def autocast(device: torch.device, precision: str = "fp32") -> contextlib.Abstra
     if dtype is None:
         return contextlib.nullcontext()
     if device.type == "cpu" and not cpu_has_native(precision):
-        warnings.warn(f"this CPU has no {precision} instructions: {precision} runs emulated, "
-                      "slower than fp32", stacklevel=2)
+        _warn_emulated(precision)
     return torch.autocast(device_type=device.type, dtype=dtype)
+
+
+@functools.cache
+def _warn_emulated(precision: str) -> None:
+    """Logged once per process."""
+    log.warning("warning: this CPU has no %s instructions, so %s runs emulated, slower than "
+                "fp32", precision, precision)
 
 
 def cpu_has_native(precision: str) -> bool:

@@ -1,6 +1,6 @@
 """The network against the authors' outputs (conformance cases), the checkpoint contract and
 hand-computed properties."""
-import warnings
+import logging
 from pathlib import Path
 
 import numpy as np
@@ -15,6 +15,7 @@ from network.atm import (MASKED, fused_windowed_attention, window_attention_mask
                          window_offsets, windowed_attention)
 from network.blocks import Deconv2x2
 from network.model import head_input
+from network.runtime import _warn_emulated
 from network.network_base import Network as BaseNetwork
 from network.network_lite import Network as LiteNetwork
 
@@ -242,23 +243,27 @@ def test_bf16_autocast_stays_close_to_fp32(case, lite_ckpt):
     assert (middle - torch.from_numpy(data["I_t"])).abs().mean() < 2 / 255
 
 
-def test_low_precision_on_a_cpu_without_it_warns(monkeypatch):
+def test_low_precision_on_a_cpu_without_it_warns_once(monkeypatch, caplog):
     cpu = torch.device("cpu")
     monkeypatch.setattr("platform.machine", lambda: "x86_64")
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", lambda: False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    with pytest.warns(UserWarning, match="no bf16 instructions"):
+    _warn_emulated.cache_clear()
+    with caplog.at_level(logging.WARNING, logger="network.runtime"):
         autocast(cpu, "bf16")
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        autocast(cpu, "bf16")
+        assert [r.getMessage() for r in caplog.records] == [
+            "warning: this CPU has no bf16 instructions, so bf16 runs emulated, slower than fp32"]
+        caplog.clear()
+        _warn_emulated.cache_clear()
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
         autocast(cpu, "bf16")
         autocast(cpu, "fp32")
-    monkeypatch.setattr("platform.machine", lambda: "arm64")   # no x86 probes apply
-    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
+        monkeypatch.setattr("platform.machine", lambda: "arm64")   # no x86 probes apply
+        monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: False)
         autocast(cpu, "bf16")
+        assert caplog.records == []
+    _warn_emulated.cache_clear()
 
 
 @pytest.mark.parametrize("path", ["explicit", "fused"])
