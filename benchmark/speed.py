@@ -3,11 +3,13 @@ own measured matmul and convolution throughput.
 
     python benchmark/speed.py                                  # base and lite, 256x448, 720p, 1080p
     python benchmark/speed.py --variants base --sizes 2176x3840 --precisions fp32 --repeats 1
+    python benchmark/speed.py --reference ~/ATM-VFI      # also time the authors' code, side by side
 
 Each configuration runs in a fresh process, so its peak memory (peak RSS on CPU, peak
 allocated memory on CUDA) is its own. Weights are random: speed does not depend on them.
 """
 import argparse
+import importlib
 import json
 import multiprocessing as mp
 import platform
@@ -83,17 +85,37 @@ def measure_throughput(device: torch.device, precision: str) -> dict:
     return results
 
 
+def authors_network_class(checkout: Path, variant: str) -> type:
+    """`Network` of the authors' `network/network_<variant>.py` in a checkout of their
+    repository. Their package is also called `network`, so ours leaves this process's module
+    table first: call this only in a process that does nothing else (`run_one`)."""
+    for name in [name for name in sys.modules if name == "network" or name.startswith("network.")]:
+        del sys.modules[name]
+    sys.path.insert(0, str(checkout))   # their modules import each other from the checkout root
+    return importlib.import_module(f"network.network_{variant}").Network
+
+
 def run_one(variant: str, size: tuple[int, int], precision: str, device_name: str,
-            global_motion: bool, repeats: int, queue: mp.Queue) -> None:
-    """Child process: time one configuration and report through `queue`."""
+            global_motion: bool, repeats: int, reference: Path | None, queue: mp.Queue) -> None:
+    """Child process: time one configuration (the authors' code when `reference` is their
+    checkout, else ours) and report through `queue`."""
     torch.manual_seed(0)
     device = torch.device(device_name)
-    model = Network.from_variant(variant, global_motion=global_motion).to(device).eval()
+    if reference is None:
+        model, no_grad = Network.from_variant(variant, global_motion=global_motion), torch.inference_mode
+    else:
+        try:
+            model = authors_network_class(reference, variant)(global_motion=global_motion)
+        except Exception as error:   # their code, any failure: report it, one line
+            queue.put({"error": f"{type(error).__name__}: {error}"})
+            return
+        no_grad = torch.no_grad       # as their demo runs it
+    model = model.to(device).eval()
     frames = torch.rand(2, 1, 3, *size, device=device)
     padder = InputPadder(frames.shape, divisor=64)
     im0, im1 = padder.pad(frames[0], frames[1])
     times = []
-    with torch.inference_mode(), autocast(device, precision):
+    with no_grad(), autocast(device, precision):
         for _ in range(repeats + 1):                 # the first run warms up
             synchronize(device)
             start = time.perf_counter()
@@ -117,6 +139,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed runs per configuration after one warm-up (0: time the warm-up)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    parser.add_argument("--reference", type=Path, metavar="CHECKOUT",
+                        help="a checkout of the authors' repository (Gancheekim/ATM-VFI): time "
+                             "their network too, each configuration side by side with ours, and "
+                             "print the speed-up")
     args = parser.parse_args(argv)
     try:
         device = select_device(args.device)
@@ -129,6 +155,10 @@ def main(argv: list[str] | None = None) -> int:
         for precision in precisions:
             if precision not in ("fp32", "bf16", "fp16"):
                 raise UserError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
+        if args.reference and not all((args.reference / "network" / f"network_{v}.py").is_file()
+                                      for v in variants):
+            raise UserError(f"{args.reference} is not a checkout of the authors' repository "
+                            f"(no network/network_{{{','.join(variants)}}}.py in it)")
         if args.json and not args.json.parent.is_dir():
             raise UserError(f"output directory does not exist: {args.json.parent}")
     except UserError as e:
@@ -157,25 +187,38 @@ def main(argv: list[str] | None = None) -> int:
             padded = InputPadder(size, divisor=64).padded_size
             gflop = probe_gflop * padded[0] * padded[1] / (FLOP_PROBE_SIZE[0] * FLOP_PROBE_SIZE[1])
             for precision in precisions:
-                queue = context.Queue()
-                child = context.Process(target=run_one, args=(
-                    variant, size, precision, str(device), not args.global_off, args.repeats, queue))
-                child.start()
-                child.join()
-                if child.exitcode != 0:
-                    print(f"{variant:7} {size[0]:>4}x{size[1]:<5} {precision:>5}   failed "
-                          f"(exit code {child.exitcode}; out of memory?)")
-                    continue
-                row = {"variant": variant, "size": list(size), "precision": precision,
-                       "gflop": gflop, **queue.get()}
-                row["frames_per_s"] = 1 / row["latency_s"]
-                row["gflops_achieved"] = gflop / row["latency_s"]
-                row["fraction_of_conv_peak"] = (row["gflops_achieved"]
-                                                / machine["throughput_gflops"][precision]["conv3x3"])
-                results.append(row)
-                print(f"{variant:7} {size[0]:>4}x{size[1]:<5} {precision:>5} {row['latency_s']:10.3f} "
-                      f"{row['frames_per_s']:9.2f} {row['peak_memory_gib']:9.2f} {gflop:8.1f} "
-                      f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}", flush=True)
+                ours = None
+                for reference in [None] + ([args.reference] if args.reference else []):
+                    label = variant if reference is None else "authors"
+                    queue = context.Queue()
+                    child = context.Process(target=run_one, args=(
+                        variant, size, precision, str(device), not args.global_off, args.repeats,
+                        reference, queue))
+                    child.start()
+                    child.join()
+                    report = queue.get() if not queue.empty() else {}
+                    if child.exitcode != 0 or "error" in report:
+                        why = report.get("error", f"exit code {child.exitcode}; out of memory?")
+                        print(f"{label:7} {size[0]:>4}x{size[1]:<5} {precision:>5}   failed ({why})")
+                        continue
+                    row = {"variant": variant, "size": list(size), "precision": precision,
+                           "implementation": "ours" if reference is None else "authors",
+                           "gflop": gflop, **report}
+                    row["frames_per_s"] = 1 / row["latency_s"]
+                    row["gflops_achieved"] = gflop / row["latency_s"]
+                    row["fraction_of_conv_peak"] = (
+                        row["gflops_achieved"] / machine["throughput_gflops"][precision]["conv3x3"])
+                    line = (f"{label:7} {size[0]:>4}x{size[1]:<5} {precision:>5} "
+                            f"{row['latency_s']:10.3f} {row['frames_per_s']:9.2f} "
+                            f"{row['peak_memory_gib']:9.2f} {gflop:8.1f} "
+                            f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}")
+                    if reference is None:
+                        ours = row
+                    elif ours is not None:
+                        ours["speedup_vs_authors"] = row["latency_s"] / ours["latency_s"]
+                        line += f"   ours is {ours['speedup_vs_authors']:.2f}x as fast"
+                    results.append(row)
+                    print(line, flush=True)
     if args.json:
         tmp = args.json.with_name(args.json.name + ".tmp")
         tmp.write_text(json.dumps({"machine": machine, "results": results}, indent=2))

@@ -23,3 +23,41 @@ def test_tiny_run_reports_every_field(tmp_path):
     assert abs(row["gflop"] - speed.count_gflop("lite", True) * 64 * 128 / (256 * 448)) < 1e-6
     assert row["latency_s"] > 0 and row["peak_memory_gib"] > 0.1
     assert abs(row["frames_per_s"] * row["latency_s"] - 1) < 1e-9
+
+
+def test_reference_that_is_not_a_checkout_is_one_line_and_exit_1(capsys, tmp_path):
+    assert speed.main(["--variants", "lite", "--reference", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {tmp_path} is not a checkout of the authors' repository "
+                   "(no network/network_{lite}.py in it)"]
+
+
+def test_reference_checkout_is_timed_side_by_side(tmp_path, capsys):
+    """A stand-in for the authors' checkout, laid out as theirs is: a package that is also
+    called `network`, importing a module from the checkout root."""
+    checkout = tmp_path / "ATM-VFI"
+    (checkout / "network").mkdir(parents=True)
+    (checkout / "network" / "__init__.py").write_text("")
+    (checkout / "flow_warp.py").write_text("def half(x):\n    return x / 2\n")
+    (checkout / "network" / "network_lite.py").write_text(
+        "import torch\nfrom flow_warp import half\n\n\n"
+        "class Network(torch.nn.Module):\n"
+        "    def __init__(self, global_motion=True, ensemble_global_motion=False):\n"
+        "        super().__init__()\n"
+        "        self.scale = torch.nn.Parameter(torch.ones(()))\n\n"
+        "    def forward(self, im0, im1):\n"
+        "        return {'I_t': half(im0 + im1) * self.scale}\n")
+    out = tmp_path / "speed.json"
+    assert speed.main(["--variants", "lite", "--sizes", "64x96", "--precisions", "fp32",
+                       "--device", "cpu", "--repeats", "0", "--reference", str(checkout),
+                       "--json", str(out)]) == 0
+    ours, authors = json.loads(out.read_text())["results"]
+    assert (ours["implementation"], authors["implementation"]) == ("ours", "authors")
+    assert ours["speedup_vs_authors"] == authors["latency_s"] / ours["latency_s"]
+    assert "ours is" in capsys.readouterr().out.splitlines()[-1]
+    # Their code failing to import is reported on its row, not as a traceback.
+    (checkout / "flow_warp.py").unlink()
+    assert speed.main(["--variants", "lite", "--sizes", "64x96", "--precisions", "fp32",
+                       "--device", "cpu", "--repeats", "0", "--reference", str(checkout)]) == 0
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last.startswith("authors") and "failed (ModuleNotFoundError: No module named 'flow_warp')" in last
