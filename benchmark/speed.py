@@ -11,6 +11,7 @@ allocated memory on CUDA) is its own. Weights are random: speed does not depend 
 import argparse
 import importlib
 import json
+import logging
 import multiprocessing as mp
 import platform
 import resource
@@ -22,6 +23,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from network import InputPadder, Network, UserError, autocast, select_device
+from network.runtime import cpu_has_native
 
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
 
@@ -100,6 +102,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     """Child process: time one configuration (the authors' code when `reference` is their
     checkout, else ours) and report through `queue`."""
     torch.manual_seed(0)
+    logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
     device = torch.device(device_name)
     if reference is None:
         model, no_grad = Network.from_variant(variant, global_motion=global_motion), torch.inference_mode
@@ -168,13 +171,17 @@ def main(argv: list[str] | None = None) -> int:
     machine = {"device": str(device), "cpu": platform.processor() or platform.machine(),
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "throughput_gflops": {p: measure_throughput(device, p) for p in precisions}}
+    machine["emulated_precisions"] = [p for p in precisions
+                                      if device.type == "cpu" and not cpu_has_native(p)]
     if device.type == "cuda":
         machine["gpu"] = torch.cuda.get_device_name(device)
     print(f"device {machine['device']} ({machine.get('gpu', machine['cpu'])}, "
           f"{machine['threads']} threads), torch {machine['torch']}")
     for precision, tp in machine["throughput_gflops"].items():
+        emulated = precision in machine["emulated_precisions"]
         print(f"  measured {precision}: matmul {tp['matmul']:.0f} GFLOP/s, "
-              f"conv3x3 {tp['conv3x3']:.0f} GFLOP/s")
+              f"conv3x3 {tp['conv3x3']:.0f} GFLOP/s"
+              + (" (this CPU has no such instructions: emulated)" if emulated else ""))
 
     context = mp.get_context("spawn")
     results = []

@@ -17,6 +17,7 @@ def test_tiny_run_reports_every_field(tmp_path):
                        "--device", "cpu", "--repeats", "0", "--json", str(out)]) == 0
     report = json.loads(out.read_text())
     assert report["machine"]["throughput_gflops"]["fp32"]["matmul"] > 0
+    assert report["machine"]["emulated_precisions"] == []      # fp32 is never emulated
     (row,) = report["results"]
     assert row["variant"] == "lite" and row["size"] == [64, 96] and row["precision"] == "fp32"
     # FLOPs are counted at 256x448 and scaled by the padded area (64x128 here).
