@@ -17,6 +17,7 @@ import platform
 import resource
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import torch
@@ -107,6 +108,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     if reference is None:
         model, no_grad = Network.from_variant(variant, global_motion=global_motion), torch.inference_mode
     else:
+        warnings.simplefilter("ignore")    # their deprecation warnings are not ours to show
         try:
             model = authors_network_class(reference, variant)(global_motion=global_motion)
         except Exception as error:   # their code, any failure: report it, one line
