@@ -106,7 +106,8 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
     device = torch.device(device_name)
     if reference is None:
-        model, no_grad = Network.from_variant(variant, global_motion=global_motion), torch.inference_mode
+        model = Network.from_variant(variant, global_motion=global_motion)
+        no_grad = torch.inference_mode
     else:
         warnings.simplefilter("ignore")    # their deprecation warnings are not ours to show
         try:

@@ -212,8 +212,7 @@ class Network(nn.Module):
                   for t in (im0, warped0, im1, warped1, blend)]
         features = map_row_bands(lambda *parts: self.proj(torch.cat(parts, dim=1)),
                                  [z, *frames])                            # [B, r, H, W]
-        del frames
-        del z                                                             # the largest tensor
+        del frames, z                                                     # z: the largest tensor
         refined = blend + self._refine(features, skips)
         levels.reverse()
         return {
