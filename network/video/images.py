@@ -1,0 +1,63 @@
+"""Image files: listing a folder of frames, reading and writing 8- and 16-bit images."""
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from ..runtime import UserError
+from .paths import check_output_path, partial_path
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
+
+
+def list_images(directory: Path) -> list[Path]:
+    """The image files of `directory`, sorted by name; UserError if fewer than two."""
+    if not directory.is_dir():
+        raise UserError(f"frames directory not found: {directory}")
+    images = sorted(p for p in directory.iterdir()
+                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    if len(images) < 2:
+        raise UserError(f"{directory} holds {len(images)} image(s) "
+                        f"({', '.join(IMAGE_SUFFIXES)}); interpolation needs at least 2")
+    return images
+
+
+def read_image(path: Path) -> np.ndarray:
+    """An image file as [H, W] grey, [H, W, 3] RGB or [H, W, 4] RGBA; uint8 or uint16 as stored."""
+    if not path.is_file():
+        raise UserError(f"image not found: {path}")
+    image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    if image is None:
+        raise UserError(f"cannot read {path} as an image")
+    if image.dtype not in (np.uint8, np.uint16):
+        raise UserError(f"{path}: {image.dtype} images are not supported (8- or 16-bit only)")
+    if image.ndim == 3 and image.shape[2] == 1:
+        image = image[:, :, 0]
+    if image.ndim == 3:
+        to_rgb = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
+        image = cv2.cvtColor(image, to_rgb)
+    return image
+
+
+def write_image(path: Path, image: np.ndarray) -> None:
+    """Save [H, W] / [H, W, 3] RGB / [H, W, 4] RGBA (uint8 or uint16) atomically.
+
+    Formats without 16-bit or alpha support (JPEG, BMP, WebP) get 8 bits and no alpha.
+    """
+    check_output_path(path, IMAGE_SUFFIXES)
+    suffix = path.suffix.lower()
+    if suffix not in (".png", ".tif", ".tiff"):
+        if image.dtype == np.uint16:
+            image = np.round(image / 257.0).astype(np.uint8)
+        if image.ndim == 3 and image.shape[2] == 4:
+            image = image[:, :, :3]
+    if image.ndim == 3:
+        to_bgr = cv2.COLOR_RGBA2BGRA if image.shape[2] == 4 else cv2.COLOR_RGB2BGR
+        image = cv2.cvtColor(image, to_bgr)
+    ok, encoded = cv2.imencode(suffix, image)
+    if not ok:
+        raise UserError(f"cannot encode an image as {suffix}")
+    partial = partial_path(path)
+    partial.write_bytes(encoded.tobytes())
+    os.replace(partial, path)
