@@ -29,7 +29,7 @@ def main() -> None:
                       "copyright": "(c) copyright 2008, Blender Foundation, www.bigbuckbunny.org",
                       "comment": "CC BY 3.0, see asset/README.md"}) as writer:
         for frame in reader.frames(lambda p: writer.copy_packet(p, p.stream.index), frames):
-            writer.write(cv2.resize(frame, SIZE, interpolation=cv2.INTER_AREA))
+            writer.write(cv2.resize(frame.image, SIZE, interpolation=cv2.INTER_AREA))
     print(f"wrote {OUT} ({OUT.stat().st_size // 1024} KiB)")
 
 

@@ -278,8 +278,9 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *, crf: 
             for writer in writers:
                 writer.copy_packet(packet, source)
 
-        frames = tqdm(reader.frames(copy_packet, max_frames), total=total, unit="frame",
-                      desc=src.name, disable=not progress, dynamic_ncols=True)
+        images = (frame.image for frame in reader.frames(copy_packet, max_frames))
+        frames = tqdm(images, total=total, unit="frame", desc=src.name, disable=not progress,
+                      dynamic_ncols=True)
         for frame, source in interpolator.stream(frames):
             writers[0].write(frame)
             if combine:

@@ -41,7 +41,7 @@ def test_reader_decodes_in_order_and_probe_reports_header(tmp_path):
     info = probe_video(clip)
     assert (info.width, info.height, info.rate, info.frame_count) == (64, 48, NTSC, 5)
     with VideoReader(clip) as reader:
-        decoded = list(reader.frames())
+        decoded = [frame.image for frame in reader.frames()]
     assert len(decoded) == 5
     for got, want in zip(decoded, frames):  # crf 0: only the yuv420p round trip differs
         assert np.abs(got.astype(int) - want).mean() < 2
@@ -80,7 +80,7 @@ def test_audio_packets_are_copied_byte_identical(tmp_path):
     with VideoReader(clip) as reader, VideoWriter(out, (64, 36), Fraction(50),
                                                   copy_from=reader.copied_streams) as writer:
         for frame in reader.frames(lambda p: writer.copy_packet(p, p.stream.index)):
-            writer.write(frame)
+            writer.write(frame.image)
     source, copied = audio_packets(clip), audio_packets(out)
     assert len(source) == 19  # 0.4 s of 1024-sample AAC frames at 48 kHz start before 0.4 s
     assert copied == source
@@ -166,7 +166,7 @@ def test_reader_converts_like_the_bt601_formula_without_bias():
     with av.open(str(carphone())) as container:
         yuv = next(container.decode(video=0)).to_ndarray()  # untagged 4:2:0 -> BT.601
     with VideoReader(carphone()) as reader:
-        rgb = next(reader.frames()).astype(float)
+        rgb = next(reader.frames()).image.astype(float)
     expected = bt601_to_rgb(yuv)
     assert abs((rgb - expected).mean()) < 0.3  # no systematic shift
     assert np.abs(rgb - expected).mean() < 2.0  # chroma interpolation differs from 2x2 repeat
@@ -179,7 +179,7 @@ def test_write_then_read_round_trip_is_unbiased(tmp_path):
         for frame in frames:
             writer.write(frame)
     with VideoReader(out) as reader:
-        back = list(reader.frames())
+        back = [frame.image for frame in reader.frames()]
     for got, want in zip(back, frames):
         difference = got.astype(float) - want
         assert abs(difference.mean()) < 0.2 and np.abs(difference).mean() < 1.5

@@ -18,9 +18,9 @@ Conventions:
 """
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
 from .paths import check_output_path
-from .reading import VideoInfo, VideoReader, probe_video
+from .reading import TimedFrame, VideoInfo, VideoReader, probe_video
 from .writing import CONTAINER_FORMATS, VideoWriter, pad_to_even
 
-__all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "VideoInfo", "VideoReader", "VideoWriter",
+__all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "TimedFrame", "VideoInfo", "VideoReader", "VideoWriter",
            "check_output_path", "list_images", "pad_to_even", "probe_video", "read_image",
            "write_image"]

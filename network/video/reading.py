@@ -4,6 +4,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
+from typing import NamedTuple
 
 import av
 import numpy as np
@@ -25,6 +26,12 @@ class VideoInfo:
     start_time: float  # seconds, presentation time of the first frame
     display_matrix: tuple[int, ...] | None  # 9 ints in FFmpeg's layout; None: shown as stored
     colour_tags: tuple[int, int, int]  # AVColorSpace, AVColorPrimaries, AVColorTransfer
+
+
+class TimedFrame(NamedTuple):
+    """A decoded frame and the moment it is shown."""
+    image: np.ndarray  # [H, W, 3] RGB: uint8, or uint16 on the full 0..65535 scale (> 8-bit)
+    time: Fraction  # presentation time in seconds, exact: pts * time_base of the stream
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -90,10 +97,11 @@ class VideoReader:
         self.video = self.container.streams.video[0]
         self.video.thread_type = "AUTO"
         self.copied_streams = [s for s in self.container.streams if s.type in COPIED_STREAM_TYPES]
+        self._last_time: Fraction | None = None
 
     def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
-               limit: int | None = None) -> Iterator[np.ndarray]:
-        """Yield the video frames as [H, W, 3] uint8 RGB, in display order.
+               limit: int | None = None) -> Iterator[TimedFrame]:
+        """Yield the video frames with their presentation times, in display order.
 
         on_packet: receives every audio/subtitle packet as it is demuxed.
         limit: stop after this many frames; packets of the copied streams that start at or
@@ -120,9 +128,21 @@ class VideoReader:
                 for frame in self.video.decode(packet):
                     if end_time is None or yielded < limit:
                         yielded += 1
-                        yield frame_to_rgb(frame)
+                        yield TimedFrame(frame_to_rgb(frame), self._time(frame))
         except av.FFmpegError as error:
             raise UserError(f"cannot decode {self.path} ({error.strerror or error})") from None
+
+    def _time(self, frame: av.VideoFrame) -> Fraction:
+        """Exact presentation time of a decoded frame (pts, else dts, else one frame after
+        the previous frame)."""
+        stamp = frame.pts if frame.pts is not None else frame.dts
+        if stamp is not None:
+            self._last_time = Fraction(stamp) * self.video.time_base
+        elif self._last_time is None:
+            self._last_time = Fraction(0)
+        else:
+            self._last_time += 1 / Fraction(self.video.guessed_rate or self.video.average_rate)
+        return self._last_time
 
     def close(self) -> None:
         self.container.close()
