@@ -269,7 +269,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *, crf: 
         widths = [info.width, 2 * info.width]  # output; input and output side by side
         writers = [stack.enter_context(VideoWriter(
             target, (width, info.height), rate, start_time=info.start_time, crf=crf,
-            display_matrix=info.display_matrix, colour_tags=info.colour_tags,
+            display_matrix=info.display_matrix, colour=info.colour,
             copy_from=reader.copied_streams, metadata=dict(reader.container.metadata)))
             for target, width in zip(targets, widths)]
 

@@ -153,7 +153,7 @@ def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, ca
         (["--video", tmp_path / "missing.mp4"], "not found"),
         (["--video", text], "cannot read"),
         (["--video", single], "1 video frame"),
-        (["--video", carphone(), "--out", tmp_path / "out.mkv"], "must end in"),
+        (["--video", carphone(), "--out", tmp_path / "out.avi"], "must end in"),
         (["--video", carphone(), "--out", tmp_path / "no" / "out.mp4"], "does not exist"),
         (["--video", carphone(), "--max_frames", 1], "at least 2"),
         (["--video", carphone(), "--crf", 60], "--crf"),

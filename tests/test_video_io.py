@@ -108,7 +108,7 @@ def test_failed_write_leaves_existing_file_and_no_partial(tmp_path):
     assert list(tmp_path.iterdir()) == [out]
 
 
-@pytest.mark.parametrize("name", ["out.mkv", "out.avi", "missing_dir/out.mp4"])
+@pytest.mark.parametrize("name", ["out.avi", "missing_dir/out.mp4"])
 def test_writer_refuses_unsupported_container_or_missing_dir(tmp_path, name):
     with pytest.raises(UserError):
         VideoWriter(tmp_path / name, (64, 48), NTSC)

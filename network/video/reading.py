@@ -11,7 +11,7 @@ import numpy as np
 from av.sidedata.sidedata import Type as SideDataType
 
 from ..runtime import UserError
-from .colour import frame_to_rgb
+from .colour import StreamColour, frame_to_rgb
 
 COPIED_STREAM_TYPES = ("audio", "subtitle")
 
@@ -25,7 +25,7 @@ class VideoInfo:
     frame_count: int  # from the container header; 0 when the header does not say
     start_time: float  # seconds, presentation time of the first frame
     display_matrix: tuple[int, ...] | None  # 9 ints in FFmpeg's layout; None: shown as stored
-    colour_tags: tuple[int, int, int]  # AVColorSpace, AVColorPrimaries, AVColorTransfer
+    colour: StreamColour  # matrix, range, tags and bit depth of the first frame
 
 
 class TimedFrame(NamedTuple):
@@ -74,11 +74,10 @@ def probe_video(path: Path) -> VideoInfo:
             raise UserError(f"cannot decode {path} ({error.strerror or error})") from None
         if count < 2:
             raise UserError(f"{path} has {count} video frame(s); interpolation needs at least 2")
-        cc = stream.codec_context
         return VideoInfo(width=first.width, height=first.height, rate=Fraction(rate),
                          frame_count=stream.frames, start_time=float(first.time or 0.0),
                          display_matrix=_display_matrix(first),
-                         colour_tags=(cc.colorspace, cc.color_primaries, cc.color_trc))
+                         colour=StreamColour.of_frame(first))
 
 
 def _packet_time(packet: av.Packet) -> float | None:

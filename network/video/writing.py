@@ -1,5 +1,5 @@
-"""Writing videos: H.264 at an exact frame rate, copied streams muxed beside it, the file
-renamed into place only when complete."""
+"""Writing videos: RGB frames encoded at exact timestamps in the chosen codec and depth, copied
+streams muxed beside them, the file renamed into place only when complete."""
 import logging
 import os
 from collections.abc import Iterable
@@ -9,14 +9,20 @@ from pathlib import Path
 import av
 import numpy as np
 
-from .colour import AVCOL_RANGE_MPEG, COLOUR_CONVERSION, rgb_matrix
+from ..runtime import UserError
+from .colour import StreamColour, format_depth, rgb_to_frame
 from .paths import check_output_path, partial_path
 
 log = logging.getLogger(__name__)
 
-CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
+CONTAINER_FORMATS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska",
+                     ".webm": "webm"}
+# Codec (FFmpeg's name, also what containers list as supported) -> the encoder used.
+ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "libvpx-vp9",
+            "ffv1": "ffv1", "prores": "prores_ks"}
 # Container tags that the muxer writes itself.
 MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
+AVCOL_TRC_HDR = (16, 18)  # SMPTE 2084 (PQ), ARIB STD-B67 (HLG)
 
 
 def pad_to_even(frame: np.ndarray) -> np.ndarray:
@@ -27,28 +33,90 @@ def pad_to_even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
+def default_codec(container_format: str, bit_depth: int) -> str:
+    """H.264 up to 10 bits, HEVC above; in WebM, VP9 for 8 bits and AV1 above (this
+    build's VP9 encoder is 8-bit only)."""
+    if container_format == "webm":
+        return "vp9" if bit_depth <= 8 else "av1"
+    return "h264" if bit_depth <= 10 else "hevc"
+
+
+def default_pix_fmt(codec: str, bit_depth: int) -> str:
+    """The first of 4:2:0, 4:2:2, 4:4:4 YUV at `bit_depth` that the codec's encoder takes."""
+    suffix = "" if bit_depth <= 8 else f"{bit_depth}le"
+    supported = [f.name for f in av.Codec(ENCODERS[codec], "w").video_formats]
+    for chroma in ("420", "422", "444"):
+        if f"yuv{chroma}p{suffix}" in supported:
+            return f"yuv{chroma}p{suffix}"
+    raise UserError(f"the {codec} encoder cannot write {bit_depth}-bit YUV; choose another "
+                    f"codec or a pixel format ({', '.join(supported)})")
+
+
+def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
+    """Constant-quality settings: crf for the x264/x265 (0..51) and SVT-AV1/VP9 (0..63)
+    encoders, x264/x265 `preset`; FFV1 is lossless and ProRes picks its profile from the
+    pixel format, so they take neither."""
+    if codec in ("h264", "hevc"):
+        options = {"crf": str(crf), "preset": preset}
+        if codec == "hevc":
+            options["x265-params"] = "log-level=error"
+        return options
+    if codec == "av1":
+        return {"crf": str(max(crf, 1))}  # SVT-AV1 reads 0 as "unset"
+    if codec == "vp9":
+        return {"crf": str(crf), "b": "0", "row-mt": "1"}  # b 0: quality, not bitrate, rules
+    return {}
+
+
 class VideoWriter:
-    """Encodes RGB frames to H.264 at an exact, constant frame rate and muxes packets copied
-    from other streams next to them; the file appears at `path` only when `close` succeeds.
+    """Encodes RGB frames at exact timestamps and muxes packets copied from other streams
+    next to them; the file appears at `path` only when `close` succeeds.
 
     size: (width, height) of the frames that will be written.
-    rate: output frames per second. start_time: seconds, time of the first frame.
-    crf: x264 constant rate factor (0 lossless ... 51 worst; 18 looks lossless to most).
-    copy_from: audio/subtitle streams of the input whose packets `copy_packet` receives.
+    rate: nominal output frames per second; `write` without a time places frame k at
+        start_time + k / rate.
+    time_base: of the video timestamps (default 1 / rate); variable-rate outputs pass one
+        that holds every frame time exactly. Matroska stores milliseconds: each timestamp is
+        rounded there once, from its exact value.
+    time_offset: seconds subtracted from every video time and every copied packet.
+    codec: one of ENCODERS (default: `default_codec`); pix_fmt: the encoded pixel format
+        (default: `default_pix_fmt` at the depth of `colour`).
+    colour: matrix, range and tags to encode with (default: untagged 8-bit BT.601 limited).
+    crf, preset: see `encoder_options`.
+    copy_from: audio/subtitle streams of the input whose packets `copy_packet` receives;
+        a stream the container cannot hold is left out with a warning.
     """
 
     def __init__(self, path: Path, size: tuple[int, int], rate: Fraction, *,
-                 start_time: float = 0.0, crf: int = 18, preset: str = "medium",
+                 start_time: Fraction = Fraction(0), time_base: Fraction | None = None,
+                 time_offset: Fraction = Fraction(0), codec: str | None = None,
+                 pix_fmt: str | None = None, colour: StreamColour | None = None,
+                 crf: int = 18, preset: str = "medium",
                  display_matrix: tuple[int, ...] | None = None,
-                 colour_tags: tuple[int, int, int] | None = None,
                  copy_from: Iterable[av.stream.Stream] = (),
                  metadata: dict[str, str] | None = None):
         check_output_path(path, CONTAINER_FORMATS)
-        self.path, self.partial = path, partial_path(path)
         container_format = CONTAINER_FORMATS[path.suffix.lower()]
+        self.colour = colour or StreamColour()
+        codec = codec or default_codec(container_format, self.colour.bit_depth)
+        if codec not in ENCODERS:
+            raise UserError(f"unknown codec {codec}; choose one of {', '.join(ENCODERS)}")
+        self.pix_fmt = pix_fmt or default_pix_fmt(codec, self.colour.bit_depth)
+        supported = [f.name for f in av.Codec(ENCODERS[codec], "w").video_formats]
+        if self.pix_fmt not in supported:
+            raise UserError(f"the {codec} encoder takes {', '.join(supported)}; "
+                            f"not {self.pix_fmt}")
+        if self.colour.transfer in AVCOL_TRC_HDR and format_depth(self.pix_fmt) <= 8:
+            log.warning("writing HDR (PQ/HLG) video at 8 bits: expect visible banding")
+        self.path, self.partial = path, partial_path(path)
+        self.rate, self.start_time = Fraction(rate), Fraction(start_time)
+        self.time_base = Fraction(time_base) if time_base else 1 / self.rate
+        self.time_offset = Fraction(time_offset)
         self.container = av.open(str(self.partial), "w", format=container_format)
         try:
-            self._add_video_stream(size, rate, crf, preset, display_matrix, colour_tags)
+            if codec not in self.container.supported_codecs:
+                raise UserError(f"{path.suffix} files cannot hold {codec} video")
+            self._add_video_stream(codec, size, crf, preset, display_matrix, container_format)
             self._copied = self._add_copied_streams(copy_from)
             for key, value in (metadata or {}).items():
                 if key not in MUXER_TAGS:
@@ -56,24 +124,24 @@ class VideoWriter:
         except BaseException:
             self._discard()
             raise
-        self._first_pts = round(start_time * rate)
         self.frames_written = 0
+        self._last_pts: int | None = None
 
-    def _add_video_stream(self, size, rate, crf, preset, display_matrix, colour_tags) -> None:
-        self.stream = self.container.add_stream("libx264", rate=rate)
+    def _add_video_stream(self, codec, size, crf, preset, display_matrix, container_format):
+        self.stream = self.container.add_stream(ENCODERS[codec], rate=self.rate)
         width, height = size
         self.stream.width, self.stream.height = width + width % 2, height + height % 2
-        self.stream.pix_fmt = "yuv420p"
-        self.stream.time_base = 1 / rate
-        self.stream.options = {"crf": str(crf), "preset": preset}
+        self.stream.pix_fmt = self.pix_fmt
+        self.stream.codec_context.time_base = self.time_base
+        self.stream.time_base = self.time_base
+        self.stream.options = encoder_options(codec, crf, preset)
         self.stream.thread_type = "AUTO"
-        colorspace = 2  # unspecified
-        if colour_tags is not None:
-            cc = self.stream.codec_context
-            cc.colorspace, cc.color_primaries, cc.color_trc = colour_tags
-            colorspace = colour_tags[0]
-        self.stream.codec_context.color_range = AVCOL_RANGE_MPEG
-        self._matrix = rgb_matrix(colorspace)
+        if codec == "hevc" and container_format in ("mp4", "mov"):
+            self.stream.codec_tag = "hvc1"  # the tag Apple's players require
+        cc = self.stream.codec_context
+        cc.colorspace, cc.color_primaries = self.colour.matrix, self.colour.primaries
+        cc.color_trc = self.colour.transfer
+        cc.color_range = 2 if self.colour.full_range else 1  # AVCOL_RANGE_JPEG / MPEG
         if display_matrix is not None:
             self.stream.set_display_matrix(display_matrix)
 
@@ -89,23 +157,34 @@ class VideoWriter:
             copied[stream.index] = self.container.add_stream_from_template(stream)
         return copied
 
-    def write(self, frame: np.ndarray) -> None:
-        """Encode one [H, W, 3] uint8 RGB frame as the next frame of the video."""
-        video_frame = av.VideoFrame.from_ndarray(pad_to_even(np.ascontiguousarray(frame)),
-                                                 format="rgb24")
-        video_frame = video_frame.reformat(format="yuv420p", dst_colorspace=self._matrix,
-                                           dst_color_range="MPEG", interpolation=COLOUR_CONVERSION)
-        video_frame.pts = self._first_pts + self.frames_written
-        self.container.mux(self.stream.encode(video_frame))
+    def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
+        """Encode one [H, W, 3] uint8 or uint16 RGB frame shown at `time` seconds (exact; None:
+        the next constant-rate slot, start_time + frames_written / rate). Times must increase."""
+        if time is None:
+            time = self.start_time + Fraction(self.frames_written) / self.rate
+        pts = round((time - self.time_offset) / self.time_base)
+        if self._last_pts is not None and pts <= self._last_pts:
+            raise ValueError(f"frame time {time} s is not after the previous frame's")
+        frame = rgb_to_frame(pad_to_even(image), self.pix_fmt, self.colour)
+        frame.pts, frame.time_base = pts, self.time_base
+        self.container.mux(self.stream.encode(frame))
+        self._last_pts = pts
         self.frames_written += 1
 
     def copy_packet(self, packet: av.Packet, source_index: int) -> None:
-        """Mux a packet of the `copy_from` stream with index `source_index` unchanged (bytes
-        and timestamps; only its stream changes)."""
+        """Mux a packet of the `copy_from` stream with index `source_index`: same bytes, its
+        timestamps moved by -time_offset (rounded once, in the packet's time base)."""
         target = self._copied.get(source_index)
-        if target is not None:
-            packet.stream = target
-            self.container.mux(packet)
+        if target is None:
+            return
+        if self.time_offset:
+            shift = round(self.time_offset / packet.time_base)
+            if packet.pts is not None:
+                packet.pts -= shift
+            if packet.dts is not None:
+                packet.dts -= shift
+        packet.stream = target
+        self.container.mux(packet)
 
     def close(self) -> None:
         """Flush the encoder, finish the file and move it to `path`."""
