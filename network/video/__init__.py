@@ -1,26 +1,41 @@
 """Streaming video and image-sequence input/output (PyAV for video, OpenCV for images).
 
 Conventions:
-* Frames are numpy arrays [H, W, 3], uint8, RGB, decoded or encoded one at a time, so
-  memory does not grow with the length of a video.
-* Frame rates are exact `Fraction`s (30000/1001, never 29.97).
-* Output video is H.264 (libx264, yuv420p) at a constant frame rate in an MP4 or MOV
-  file: output frame j has pts `first_pts + j` in time base 1 / rate. (Matroska stores
-  milliseconds and cannot hold rates such as 60000/1001 exactly, so it is refused.)
-* yuv420p needs even sizes: a frame with an odd width or height gets one replicated
+* Frames are numpy arrays [H, W, 3] RGB, decoded or encoded one at a time, so memory does
+  not grow with the length of a video: uint8 for 8-bit sources, uint16 on the full
+  0..65535 scale for deeper ones (10-, 12-, 16-bit YUV; 16-bit PNG folders stay 16-bit).
+* Times and rates are exact `Fraction`s (30000/1001, never 29.97). A frame written at time T
+  gets pts round((T - time_offset) / time_base), the only rounding; Matroska (.mkv, .webm)
+  then stores milliseconds, rounded once from that exact value, never accumulated.
+* Colour: YUV <-> RGB uses the input's matrix (BT.601 when untagged, BT.709, BT.2020) and
+  range, both ways; matrix, primaries, transfer (PQ, HLG) and range tags are copied.
+* Depth and codec: output keeps the input's bit depth unless a pixel format is given.
+  Default codec: H.264 up to 10 bits, HEVC above; in .webm, VP9 at 8 bits and AV1 above.
+  `codec` may be h264, hevc, av1, vp9 (8-bit only in this build), ffv1 (lossless) or
+  prores (10-bit 4:2:2 / 4:4:4); `pix_fmt` any format that encoder takes.
+* Containers: .mp4/.m4v and .mov (H.264, HEVC, AV1, VP9; FFV1 in .mp4; ProRes in .mov),
+  .mkv (all six) and .webm (VP9 and AV1 video, Opus/Vorbis audio, WebVTT subtitles only).
+* 4:2:0 and 4:2:2 need even sizes: a frame with an odd width or height gets one replicated
   column on the right or row at the bottom.
-* Audio and subtitle streams are copied packet by packet: same bytes, same timestamps.
-  A stream whose codec the output container cannot hold is left out with a warning.
+* Audio and subtitle streams are copied packet by packet: same bytes, timestamps moved only
+  by time_offset. A stream the container cannot hold (SRT in .mp4, mov_text in .mkv, AAC
+  in .webm) is left out with a one-line warning.
 * The input's display matrix (rotation or flip metadata) is set on the output; frames are
   never rotated themselves, so players show the output as they show the input.
 * Every file is written under a temporary name and renamed into place when complete, so
-  a failed run never leaves half a file or replaces an existing one.
+  a failed or interrupted run (an exception, Ctrl-C, or SIGTERM inside
+  `terminate_as_interrupt`) never leaves half a file or replaces an existing one.
+* Pipes: `Y4MReader` / `Y4MWriter` read and write yuv4mpegpipe streams (stdin, stdout) with
+  the interfaces of `VideoReader` / `VideoWriter`; see `network.video.y4m`.
 """
+from .colour import StreamColour, frame_to_rgb, rgb_to_frame
 from .images import IMAGE_SUFFIXES, list_images, read_image, write_image
-from .paths import check_output_path
+from .paths import Terminated, check_output_path, terminate_as_interrupt
 from .reading import TimedFrame, VideoInfo, VideoReader, probe_video
-from .writing import CONTAINER_FORMATS, VideoWriter, pad_to_even
+from .writing import CONTAINER_FORMATS, ENCODERS, VideoWriter, pad_to_even
+from .y4m import Y4MReader, Y4MWriter
 
-__all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "TimedFrame", "VideoInfo", "VideoReader", "VideoWriter",
-           "check_output_path", "list_images", "pad_to_even", "probe_video", "read_image",
-           "write_image"]
+__all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "ENCODERS", "StreamColour", "Terminated",
+           "TimedFrame", "VideoInfo", "VideoReader", "VideoWriter", "Y4MReader", "Y4MWriter",
+           "check_output_path", "frame_to_rgb", "list_images", "pad_to_even", "probe_video",
+           "read_image", "rgb_to_frame", "terminate_as_interrupt", "write_image"]

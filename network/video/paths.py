@@ -1,5 +1,8 @@
-"""Output paths: checks before any work, and partial files renamed into place when complete."""
-from collections.abc import Iterable
+"""Output paths: checks before any work, partial files renamed into place when complete, and
+SIGTERM turned into an exception so that, as after Ctrl-C, no partial file is left behind."""
+import contextlib
+import signal
+from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from ..runtime import UserError
@@ -17,4 +20,25 @@ def check_output_path(path: Path, suffixes: Iterable[str]) -> None:
 
 
 def partial_path(path: Path) -> Path:
+    """Where `path` is written until it is complete: a hidden `.NAME.part` beside it."""
     return path.with_name(f".{path.name}.part")
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM (kill, timeout, docker stop) received: unwinds like Ctrl-C."""
+
+
+def _raise_terminated(signum: int, frame) -> None:
+    raise Terminated(f"terminated by signal {signum}")
+
+
+@contextlib.contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """While active, SIGTERM raises `Terminated` in the main thread, as SIGINT raises
+    KeyboardInterrupt, so writers discard their partial files; the previous handler is
+    restored on exit. For scripts' `main`; must be entered in the main thread."""
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)

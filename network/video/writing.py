@@ -1,6 +1,7 @@
 """Writing videos: RGB frames encoded at exact timestamps in the chosen codec and depth, copied
 streams muxed beside them, the file renamed into place only when complete."""
 import logging
+import math
 import os
 from collections.abc import Iterable
 from fractions import Fraction
@@ -33,6 +34,11 @@ def pad_to_even(frame: np.ndarray) -> np.ndarray:
     return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
 
 
+def nearest(ticks: Fraction) -> int:
+    """Round half up, as FFmpeg rescales timestamps."""
+    return math.floor(ticks + Fraction(1, 2))
+
+
 def default_codec(container_format: str, bit_depth: int) -> str:
     """H.264 up to 10 bits, HEVC above; in WebM, VP9 for 8 bits and AV1 above (this
     build's VP9 encoder is 8-bit only)."""
@@ -42,12 +48,14 @@ def default_codec(container_format: str, bit_depth: int) -> str:
 
 
 def default_pix_fmt(codec: str, bit_depth: int) -> str:
-    """The first of 4:2:0, 4:2:2, 4:4:4 YUV at `bit_depth` that the codec's encoder takes."""
-    suffix = "" if bit_depth <= 8 else f"{bit_depth}le"
+    """The first of 4:2:0, 4:2:2, 4:4:4 YUV that the codec's encoder takes at `bit_depth`,
+    else at the next depth it takes (ProRes: 8-bit input is written at 10 bits)."""
     supported = [f.name for f in av.Codec(ENCODERS[codec], "w").video_formats]
-    for chroma in ("420", "422", "444"):
-        if f"yuv{chroma}p{suffix}" in supported:
-            return f"yuv{chroma}p{suffix}"
+    for depth in sorted({bit_depth, 10, 12, 16}):
+        suffix = "" if depth <= 8 else f"{depth}le"
+        for chroma in ("420", "422", "444"):
+            if depth >= bit_depth and f"yuv{chroma}p{suffix}" in supported:
+                return f"yuv{chroma}p{suffix}"
     raise UserError(f"the {codec} encoder cannot write {bit_depth}-bit YUV; choose another "
                     f"codec or a pixel format ({', '.join(supported)})")
 
@@ -118,6 +126,8 @@ class VideoWriter:
                 raise UserError(f"{path.suffix} files cannot hold {codec} video")
             self._add_video_stream(codec, size, crf, preset, display_matrix, container_format)
             self._copied = self._add_copied_streams(copy_from)
+            if container_format in ("mp4", "mov"):
+                self._exact_edit_lists(copy_from)
             for key, value in (metadata or {}).items():
                 if key not in MUXER_TAGS:
                     self.container.metadata[key] = value
@@ -157,12 +167,21 @@ class VideoWriter:
             copied[stream.index] = self.container.add_stream_from_template(stream)
         return copied
 
+    def _exact_edit_lists(self, copied: Iterable[av.stream.Stream]) -> None:
+        """MP4/MOV store where a stream starts (its edit list) in the movie timescale, 1 ms by
+        default; use one that holds every stream's ticks exactly when it fits in 31 bits."""
+        denominators = [self.time_base.denominator]
+        denominators += [s.time_base.denominator for s in copied if s.time_base]
+        timescale = math.lcm(*denominators)
+        if timescale < 2**31:
+            self.container.options["movie_timescale"] = str(timescale)
+
     def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
         """Encode one [H, W, 3] uint8 or uint16 RGB frame shown at `time` seconds (exact; None:
         the next constant-rate slot, start_time + frames_written / rate). Times must increase."""
         if time is None:
             time = self.start_time + Fraction(self.frames_written) / self.rate
-        pts = round((time - self.time_offset) / self.time_base)
+        pts = nearest((time - self.time_offset) / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"frame time {time} s is not after the previous frame's")
         frame = rgb_to_frame(pad_to_even(image), self.pix_fmt, self.colour)
@@ -177,24 +196,26 @@ class VideoWriter:
         target = self._copied.get(source_index)
         if target is None:
             return
+        pts, dts = packet.pts, packet.dts
         if self.time_offset:
-            shift = round(self.time_offset / packet.time_base)
+            shift = nearest(self.time_offset / packet.time_base)
             if packet.pts is not None:
                 packet.pts -= shift
             if packet.dts is not None:
                 packet.dts -= shift
         packet.stream = target
         self.container.mux(packet)
+        packet.pts, packet.dts = pts, dts  # unchanged for the next writer it is copied to
 
     def close(self) -> None:
         """Flush the encoder, finish the file and move it to `path`."""
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()
+            os.replace(self.partial, self.path)
         except BaseException:
             self._discard()
             raise
-        os.replace(self.partial, self.path)
 
     def _discard(self) -> None:
         try:

@@ -1,0 +1,149 @@
+"""yuv4mpegpipe streams on pipes (stdin, stdout), for ffmpeg and VapourSynth pipelines.
+
+A y4m stream is raw YUV frames behind a one-line header (size, exact rate, chroma layout and
+depth, e.g. C420p10, and FFmpeg's XCOLORRANGE). It has no timestamps, no matrix tag and no
+audio: frame k is shown at k / rate, both directions convert with the untagged default
+(BT.601) so pixels round-trip, and streams other than the video are left out with a warning.
+Nothing is ever written to the stream but the video itself.
+"""
+import logging
+from collections.abc import Callable, Iterable, Iterator
+from fractions import Fraction
+from typing import BinaryIO
+
+import av
+import numpy as np
+
+from ..runtime import UserError
+from .colour import StreamColour, format_depth, frame_to_rgb, rgb_to_frame
+from .reading import TimedFrame
+
+log = logging.getLogger(__name__)
+
+Y4M_FORMAT = "yuv4mpegpipe"
+# FFmpeg calls every depth above 8 bits non-standard y4m, but writes and reads it (C420p10 ...).
+ALLOW_DEEP = {"strict": "-1"}
+
+
+class Y4MReader:
+    """Decodes a y4m stream from a binary file object (e.g. sys.stdin.buffer) as TimedFrames:
+    frame k at exactly k / rate seconds; rate, size and depth come from the header.
+
+    Has the interface of `VideoReader`: `frames`, `rate`, `colour`, `display_matrix` (None),
+    `copied_streams` (always empty), `close` and use as a context manager.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str = "stdin"):
+        self.name = name
+        try:
+            self.container = av.open(stream, "r", format=Y4M_FORMAT)
+        except av.FFmpegError as error:
+            raise UserError(f"cannot read {name} as a yuv4mpegpipe stream "
+                            f"({error.strerror or error})") from None
+        self.video = self.container.streams.video[0]
+        cc = self.video.codec_context
+        self.width, self.height = cc.width, cc.height
+        self.rate = Fraction(self.video.average_rate)
+        self.colour = StreamColour(full_range=cc.color_range == 2,  # AVCOL_RANGE_JPEG
+                                   bit_depth=format_depth(cc.pix_fmt))
+        self.display_matrix = None
+        self.copied_streams: list[av.stream.Stream] = []
+
+    def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
+               limit: int | None = None) -> Iterator[TimedFrame]:
+        """Yield the frames as [H, W, 3] RGB (uint8, or uint16 above 8 bits) with their times.
+
+        on_packet: never called (y4m holds video only); limit: stop after this many frames.
+        """
+        duration = 1 / self.rate
+        try:
+            for index, frame in enumerate(self.container.decode(self.video)):
+                if limit is not None and index >= limit:
+                    return
+                yield TimedFrame(frame_to_rgb(frame), index * duration, duration)
+        except av.FFmpegError as error:
+            raise UserError(f"cannot decode {self.name} as yuv4mpegpipe "
+                            f"({error.strerror or error})") from None
+
+    def close(self) -> None:
+        self.container.close()
+
+    def __enter__(self) -> "Y4MReader":
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+class Y4MWriter:
+    """Writes RGB frames as a y4m stream to a binary file object (e.g. sys.stdout.buffer),
+    which it flushes but never closes.
+
+    size: (width, height); rate: frames per second written into the header.
+    pix_fmt: y4m layout (default 4:2:0 at the depth of `colour`: yuv420p, yuv420p10le, ...).
+    colour: range (written as XCOLORRANGE) and depth; its matrix is ignored (see module).
+    copy_from: streams the caller would copy; each is left out with a warning.
+    """
+
+    def __init__(self, stream: BinaryIO, size: tuple[int, int], rate: Fraction, *,
+                 pix_fmt: str | None = None, colour: StreamColour | None = None,
+                 copy_from: Iterable[av.stream.Stream] = ()):
+        depth_colour = colour or StreamColour()
+        self.colour = StreamColour(full_range=depth_colour.full_range,
+                                   bit_depth=depth_colour.bit_depth)
+        depth = self.colour.bit_depth
+        self.pix_fmt = pix_fmt or ("yuv420p" if depth <= 8 else f"yuv420p{depth}le")
+        self.rate = Fraction(rate)
+        self.output = stream
+        for copied in copy_from:
+            log.warning("leaving out %s stream #%d: a y4m stream holds video only",
+                        copied.type, copied.index)
+        self.container = av.open(stream, "w", format=Y4M_FORMAT, options=ALLOW_DEEP)
+        self.stream = self.container.add_stream("wrapped_avframe", rate=self.rate)
+        self.stream.width, self.stream.height = size
+        self.stream.pix_fmt = self.pix_fmt
+        self.stream.codec_context.color_range = 2 if self.colour.full_range else 1
+        self.frames_written = 0
+        self._first_time: Fraction | None = None
+        self._warned_vfr = False
+
+    def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
+        """Write one [H, W, 3] uint8 or uint16 RGB frame. y4m is constant-rate: frame k is
+        shown at k / rate; a `time` half a frame or more away from that gets one warning."""
+        if time is not None:
+            self._check_time(Fraction(time))
+        frame = rgb_to_frame(image, self.pix_fmt, self.colour)
+        frame.pts = self.frames_written
+        try:
+            self.container.mux(self.stream.encode(frame))
+        except av.FFmpegError as error:
+            raise UserError(f"cannot write the y4m stream ({error.strerror or error})") from None
+        self.frames_written += 1
+
+    def _check_time(self, time: Fraction) -> None:
+        if self._first_time is None:
+            self._first_time = time
+        slot = self._first_time + self.frames_written / self.rate
+        if abs(time - slot) * self.rate >= Fraction(1, 2) and not self._warned_vfr:
+            self._warned_vfr = True
+            log.warning("y4m output is constant-rate: a frame meant for %.3f s is shown at "
+                        "%.3f s (later frames may shift too)", float(time - self._first_time),
+                        float(slot - self._first_time))
+
+    def copy_packet(self, packet: av.Packet, source_index: int) -> None:
+        """Nothing to do: y4m holds video only (the streams were named in a warning)."""
+
+    def close(self) -> None:
+        """Finish the stream and flush the file object (left open)."""
+        self.container.mux(self.stream.encode(None))
+        self.container.close()
+        self.output.flush()
+
+    def __enter__(self) -> "Y4MWriter":
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.container.close()
