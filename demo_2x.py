@@ -2,6 +2,7 @@
 
     python demo_2x.py --frame0 a.png --frame1 b.png --out mid.png
     python demo_2x.py --video in.mp4 --out out.mp4 --multi 4
+    python demo_2x.py --video in.mkv --out out.mkv --fps 59.94
     python demo_2x.py --frames_dir frames/ --out frames_2x/
 
 `--ckpt base|lite|pct` downloads the authors' weights once into ~/.cache/atm-vfi/;
@@ -10,16 +11,19 @@
 import argparse
 import logging
 import sys
+from fractions import Fraction
 from pathlib import Path
 
 from network import (PRECISIONS, UserError, load_model_checkpoint, load_network,
                      select_device)
-from network.inference import (MULTIPLIERS, Interpolator, comparison_path, inference_2frame,
-                               interpolate, interpolate_folder, interpolate_video)
+from network.conversion import comparison_path, interpolate_folder, interpolate_video
+from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
 from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_output_path, probe_video,
                            read_image, write_image)
+from network.video.timeline import parse_rate
+from network.video.writing import ENCODERS
 
 __all__ = ["main", "build_parser", "inference_2frame", "load_model_checkpoint"]
 
@@ -53,20 +57,39 @@ def build_parser() -> argparse.ArgumentParser:
                        help="arithmetic precision of the network (bf16/fp16 via autocast)")
 
     video = parser.add_argument_group("video and frames_dir")
-    video.add_argument("--multi", type=int, choices=MULTIPLIERS, default=2,
-                       help="frame-rate multiplier; 4 and 8 interpolate recursively")
+    timing = video.add_mutually_exclusive_group()
+    timing.add_argument("--multi", type=int, choices=MULTIPLIERS, default=2,
+                        help="output frames per input interval; 4 and 8 interpolate recursively")
+    timing.add_argument("--fps", type=_rate, default=None,
+                        help="video only: output frame rate, e.g. 60, 59.94 (= 60000/1001) or "
+                             "60000/1001; frames between inputs by recursive midpoints")
     video.add_argument("--scene_threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
                        help="scene-change score in [0, 1] above which a frame pair is a cut and "
                             "the earlier frame is repeated instead of blended (1: never)")
     video.add_argument("--combine_video", action="store_true",
                        help="also write OUT_combine.mp4: input (frames repeated) on the left, "
                             "output on the right")
+    video.add_argument("--codec", choices=list(ENCODERS), default=None,
+                       help="video codec; when left out: H.264 up to 10 bits, HEVC above "
+                            "(VP9 or AV1 in .webm)")
+    video.add_argument("--pix_fmt", default=None,
+                       help="encoded pixel format, e.g. yuv420p10le; when left out: 4:2:0 at "
+                            "the input's bit depth")
     video.add_argument("--crf", type=int, default=18,
-                       help="H.264 quality, 0 (best) to 51 (worst); 18 looks lossless")
+                       help="quality, 0 (best) to 51 (worst); 18 looks lossless")
+    video.add_argument("--batch", type=int, default=1,
+                       help="frame pairs per network pass (speeds up GPUs; no gain on CPUs)")
     video.add_argument("--max_frames", type=int, default=None,
                        help="use only the first N frames of the video (and its audio up to them)")
     video.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return parser
+
+
+def _rate(text: str) -> Fraction:
+    try:
+        return parse_rate(text)
+    except UserError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
 
 
 def _mode(args: argparse.Namespace) -> str:
@@ -85,7 +108,8 @@ def _default_out(args: argparse.Namespace, mode: str) -> Path:
     if mode == "frames":
         return args.frame0.with_name(f"{args.frame0.stem}_mid.png")
     if mode == "video":
-        return args.video.with_name(f"{args.video.stem}_{args.multi}x.mp4")
+        rate = f"{float(args.fps):g}fps" if args.fps else f"{args.multi}x"
+        return args.video.with_name(f"{args.video.stem}_{rate}.mp4")
     return args.frames_dir.with_name(f"{args.frames_dir.name}_{args.multi}x")
 
 
@@ -93,6 +117,8 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
     """Fail on bad input before a checkpoint is loaded or downloaded."""
     if not 0 <= args.crf <= 51:
         raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
+    if args.batch < 1:
+        raise UserError(f"--batch must be at least 1, got {args.batch}")
     if mode == "frames":
         check_output_path(args.out, IMAGE_SUFFIXES)
         first, second = read_image(args.frame0), read_image(args.frame1)
@@ -103,8 +129,11 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
     elif mode == "video":
         check_output_path(args.out, CONTAINER_FORMATS)
         probe_video(args.video)
-    elif not args.out.parent.is_dir():
-        raise UserError(f"output directory does not exist: {args.out.parent}")
+    else:
+        if args.fps is not None:
+            raise UserError("--fps needs a --video (a folder of frames has no timestamps)")
+        if not args.out.parent.is_dir():
+            raise UserError(f"output directory does not exist: {args.out.parent}")
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -121,9 +150,11 @@ def _run(args: argparse.Namespace) -> None:
         write_image(args.out, interpolate(frame0, frame1, model, args.precision))
         log.info("wrote %s", args.out)
         return
-    interpolator = Interpolator(model, args.multi, args.precision, args.scene_threshold)
+    interpolator = Interpolator(model, args.multi, args.precision, args.scene_threshold,
+                                args.batch)
     if mode == "video":
-        result = interpolate_video(args.video, args.out, interpolator, crf=args.crf,
+        result = interpolate_video(args.video, args.out, interpolator, fps=args.fps,
+                                   codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf,
                                    combine=args.combine_video, max_frames=args.max_frames,
                                    progress=not args.no_progress)
         log.info("wrote %s: %d frames at %s fps (%.3f)", args.out, result.frames_out,

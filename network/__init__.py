@@ -9,16 +9,19 @@ on (so always name the scale); pyramids and per-level lists are ordered finest f
     model = load_network(resolve_checkpoint("base"))  # downloaded once; variant detected
     middle = model(im0, im1)["I_t"]                   # H, W multiples of 64, or:
     middle = interpolate(frame0, frame1, model)       # any size, numpy or tensor
+    interpolate_video(Path("in.mp4"), Path("out.mp4"), Interpolator(model), fps=parse_rate("59.94"))
 """
 from .checkpoint import (CheckpointError, clean_state_dict, detect_variant, load_model_checkpoint,
                          load_network, read_checkpoint, read_state_dict)
 from .config import BASE, LITE, VARIANTS, NetworkConfig
-from .inference import Interpolator, inference_2frame, interpolate, interpolate_folder, interpolate_video
+from .conversion import interpolate_folder, interpolate_video
+from .inference import Interpolator, inference_2frame, interpolate
 from .model import Network
 from .padding import InputPadder
 from .pretrained import resolve_checkpoint
 from .runtime import PRECISIONS, UserError, autocast, select_device
-from .video import VideoReader, VideoWriter, probe_video
+from .video import TimedFrame, VideoReader, VideoWriter, probe_video
+from .video.timeline import parse_rate
 from .warp import downsample_half, upsample_flow, warp_backward
 
 __all__ = [
@@ -26,6 +29,6 @@ __all__ = [
     "UserError", "autocast", "select_device", "PRECISIONS", "clean_state_dict", "detect_variant",
     "load_model_checkpoint", "load_network", "read_checkpoint", "read_state_dict",
     "downsample_half", "upsample_flow", "warp_backward", "Interpolator", "inference_2frame",
-    "interpolate", "interpolate_folder", "interpolate_video", "resolve_checkpoint", "VideoReader",
-    "VideoWriter", "probe_video",
+    "interpolate", "interpolate_folder", "interpolate_video", "resolve_checkpoint", "TimedFrame",
+    "VideoReader", "VideoWriter", "probe_video", "parse_rate",
 ]

@@ -1,9 +1,9 @@
-"""Interpolating real frames: padding, device, precision, 2x/4x/8x, videos and folders.
+"""Interpolating real frames: padding, device, precision and frames at any fraction of a pair.
 
 `interpolate(frame0, frame1, model)` returns the middle frame of two frames given as
-numpy images or tensors; `Interpolator` turns a stream of frames into a stream `multi`
-times as dense, with scene cuts repeated instead of blended; `interpolate_video` and
-`interpolate_folder` run it over a video file or a folder of images.
+numpy images or tensors; `Interpolator` makes the frames of an output timeline
+(`network.video.timeline`) from a stream of timed input frames, with scene cuts held
+instead of blended. `network.conversion` runs it over video files and folders.
 
 Image layouts (numpy, channels last, RGB order):
 * [H, W, 3] colour; uint8, uint16 (scaled by 1/65535) or float in [0, 1]. The result has
@@ -13,21 +13,19 @@ Image layouts (numpy, channels last, RGB order):
 * [H, W, 4] RGBA: colour is interpolated as above. Alpha is copied when both alpha planes
   are identical (e.g. fully opaque), otherwise it is interpolated as a grey image of its own.
 """
-import contextlib
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from fractions import Fraction
-from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
 from torch import Tensor
-from tqdm import tqdm
 
 from .padding import InputPadder
 from .runtime import UserError, autocast
 from .scene import DEFAULT_SCENE_THRESHOLD, scene_change
-from .video import VideoReader, VideoWriter, list_images, probe_video, read_image, write_image
+from .video import TimedFrame
+from .video.timeline import MultiTimeline, OutputFrame, midpoint_depth, midpoint_parents
 
 PAD_DIVISOR = 64  # what the global-motion ensemble needs; the authors' demo pads to 64 too
 MULTIPLIERS = (2, 4, 8)
@@ -48,20 +46,40 @@ def predict_middle(model: torch.nn.Module, im0: Tensor, im1: Tensor,
         return model(im0, im1)["I_t"].float()
 
 
-def inbetweens(model: torch.nn.Module, im0: Tensor, im1: Tensor, multi: int = 2,
-               precision: str = "fp32") -> list[Tensor]:
-    """The `multi - 1` frames at t = 1/multi, 2/multi, ... by recursive midpoints.
+def midpoints(model: torch.nn.Module, pairs: Sequence[tuple[Tensor, Tensor]],
+              wanted: Sequence[Iterable[Fraction]], batch: int = 1,
+              precision: str = "fp32") -> list[dict[Fraction, Tensor]]:
+    """Frames at dyadic positions of frame pairs, by recursive midpoints.
 
-    im0, im1: [B, 3, H, W] on the model's device; multi: a power of two.
+    pairs: (im0, im1), each [1, 3, H, W] on the model's device, one H and W for all.
+    wanted[k]: dyadic positions in [0, 1] needed from pair k (1/2, 1/4, 3/8, ...).
+    Each midpoint a position needs is computed once per pair, shallowest first, and
+    midpoints of one depth run as one batch of up to `batch` (over all pairs).
+    Returns for each pair {position: [1, 3, H, W] float32}, holding 0 and 1 (the pair)
+    and every midpoint computed on the way.
     """
-    if multi < 2 or multi & (multi - 1):
-        raise UserError(f"multi must be a power of two >= 2, got {multi}")
-    middle = predict_middle(model, im0, im1, precision)
-    if multi == 2:
-        return [middle]
-    half = multi // 2
-    return (inbetweens(model, im0, middle, half, precision) + [middle]
-            + inbetweens(model, middle, im1, half, precision))
+    known = [{Fraction(0): im0, Fraction(1): im1} for im0, im1 in pairs]
+    needed: list[set[Fraction]] = [set() for _ in pairs]
+    for need, positions in zip(needed, wanted):
+        stack = list(positions)
+        while stack:
+            position = stack.pop()
+            if midpoint_depth(position) > 0 and position not in need:
+                need.add(position)
+                stack.extend(midpoint_parents(position))
+    deepest = max((midpoint_depth(p) for need in needed for p in need), default=0)
+    for depth in range(1, deepest + 1):
+        jobs = [(k, p) for k, need in enumerate(needed) for p in sorted(need)
+                if midpoint_depth(p) == depth]
+        for first in range(0, len(jobs), batch):
+            chunk = jobs[first:first + batch]
+            parents = [midpoint_parents(p) for _, p in chunk]
+            im0 = torch.cat([known[k][left] for (k, _), (left, _) in zip(chunk, parents)])
+            im1 = torch.cat([known[k][right] for (k, _), (_, right) in zip(chunk, parents)])
+            middles = predict_middle(model, im0, im1, precision)  # [len(chunk), 3, H, W]
+            for (k, position), middle in zip(chunk, middles):
+                known[k][position] = middle[None]
+    return known
 
 
 def _to_unit(image: np.ndarray) -> np.ndarray:
@@ -117,21 +135,31 @@ class _Layout:
         return out if alpha is None else np.concatenate([out, alpha[:, :, None]], axis=2)
 
 
+class PairFrames(NamedTuple):
+    """What `Interpolator.frames` needs of one pair of neighbouring input frames."""
+    frame0: np.ndarray  # a numpy image (module docstring)
+    frame1: np.ndarray  # like frame0
+    positions: Sequence[Fraction]  # dyadic positions in [0, 1] to return
+
+
 class Interpolator:
     """Interpolates numpy frames with a model: pads to 64, runs on the model's device in
-    `precision`, repeats the earlier frame across scene cuts.
+    `precision`, holds the earlier frame across scene cuts.
 
-    multi: output frames per input interval (2, 4 or 8).
+    multi: output frames per input interval (2, 4 or 8) when no other timeline is given.
     scene_threshold: `scene_change` score above which a pair counts as a cut (1: never).
+    batch: network inputs per forward pass, taken from several pairs (worth it on GPUs).
     """
 
     def __init__(self, model: torch.nn.Module, multi: int = 2, precision: str = "fp32",
-                 scene_threshold: float = DEFAULT_SCENE_THRESHOLD):
+                 scene_threshold: float = DEFAULT_SCENE_THRESHOLD, batch: int = 1):
         if multi not in MULTIPLIERS:
             choices = ", ".join(map(str, MULTIPLIERS))
             raise UserError(f"--multi must be one of {choices}, got {multi}")
+        if batch < 1:
+            raise UserError(f"--batch must be at least 1, got {batch}")
         self.model, self.multi, self.precision = model, multi, precision
-        self.scene_threshold = scene_threshold
+        self.scene_threshold, self.batch = scene_threshold, batch
         self.device = model_device(model)
         self.scene_cuts: list[int] = []  # i for each input pair (i, i+1) treated as a cut
 
@@ -139,55 +167,108 @@ class Interpolator:
         """[H, W, 3] float -> [1, 3, H, W] on the model's device."""
         return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
 
-    def _colour_inbetweens(self, rgb0: np.ndarray, rgb1: np.ndarray) -> list[np.ndarray]:
-        """Two [H, W, 3] float RGB frames -> multi - 1 [H, W, 3] float frames."""
-        im0, im1 = self._tensor(rgb0), self._tensor(rgb1)
-        padder = InputPadder(im0.shape, divisor=PAD_DIVISOR)
-        im0, im1 = padder.pad(im0, im1)
-        frames = inbetweens(self.model, im0, im1, self.multi, self.precision)
-        return [padder.unpad(f)[0].permute(1, 2, 0).cpu().numpy() for f in frames]
+    def _colour_frames(self, pairs: Sequence[tuple[np.ndarray, np.ndarray] | None],
+                       wanted: Sequence[Sequence[Fraction]]) -> list[list[np.ndarray]]:
+        """[H, W, 3] float RGB pairs -> for each pair, [H, W, 3] float frames at its `wanted`
+        positions (none for a pair given as None)."""
+        todo = [k for k, pair in enumerate(pairs) if pair is not None and wanted[k]]
+        results: list[list[np.ndarray]] = [[] for _ in pairs]
+        if not todo:
+            return results
+        padder = InputPadder(pairs[todo[0]][0].shape[:2], divisor=PAD_DIVISOR)
+        tensors = [padder.pad(*(self._tensor(rgb) for rgb in pairs[k])) for k in todo]
+        known = midpoints(self.model, tensors, [wanted[k] for k in todo], self.batch,
+                          self.precision)
+        for k, frames in zip(todo, known):
+            results[k] = [padder.unpad(frames[p])[0].permute(1, 2, 0).cpu().numpy()
+                          for p in wanted[k]]
+        return results
+
+    def frames(self, pairs: Sequence[PairFrames]) -> list[list[np.ndarray]]:
+        """For each pair, the frames at its dyadic positions, each like the inputs (module
+        docstring); positions 0 and 1 are the pair's own frames. All pairs share one size
+        and layout. Scene cuts are not looked for here."""
+        layout = _Layout(pairs[0].frame0)
+        for frame in (f for pair in pairs for f in pair[:2]):
+            if frame.shape != layout.shape or frame.dtype != layout.dtype:
+                raise UserError(f"frames differ in size or type: {layout.shape} {layout.dtype} "
+                                f"vs {frame.shape} {frame.dtype}")
+        inner = [sorted({p for p in positions if 0 < p < 1}) for *_, positions in pairs]
+        colours = self._colour_frames([(layout.colour(f0), layout.colour(f1)) if wanted else None
+                                       for (f0, f1, _), wanted in zip(pairs, inner)], inner)
+        moving_alpha = [bool(wanted) and layout.alpha(f0) is not None
+                        and not np.array_equal(layout.alpha(f0), layout.alpha(f1))
+                        for (f0, f1, _), wanted in zip(pairs, inner)]
+        greys = self._colour_frames(
+            [(_grey_to_rgb(_to_unit(layout.alpha(f0))), _grey_to_rgb(_to_unit(layout.alpha(f1))))
+             if moving else None for (f0, f1, _), moving in zip(pairs, moving_alpha)], inner)
+        results = []
+        for (frame0, frame1, positions), wanted, colour, grey in zip(pairs, inner, colours, greys):
+            alpha0 = layout.alpha(frame0)
+            table = {Fraction(0): frame0, Fraction(1): frame1}
+            for index, position in enumerate(wanted):
+                alpha = _from_unit(grey[index].mean(axis=2), alpha0.dtype) if grey else alpha0
+                table[position] = layout.assemble(colour[index], alpha)
+            results.append([table[p] for p in positions])
+        return results
 
     def between(self, frame0: np.ndarray, frame1: np.ndarray) -> list[np.ndarray]:
         """The multi - 1 frames between two numpy images of one size and layout (module
         docstring), in time order, each like the inputs."""
-        layout = _Layout(frame0)
-        if frame1.shape != frame0.shape or frame1.dtype != frame0.dtype:
-            raise UserError(f"frames differ in size or type: {frame0.shape} {frame0.dtype} "
-                            f"vs {frame1.shape} {frame1.dtype}")
-        colours = self._colour_inbetweens(layout.colour(frame0), layout.colour(frame1))
-        alpha0, alpha1 = layout.alpha(frame0), layout.alpha(frame1)
-        if alpha0 is None:
-            alphas = [None] * len(colours)
-        elif np.array_equal(alpha0, alpha1):
-            alphas = [alpha0] * len(colours)
-        else:
-            greys = self._colour_inbetweens(_grey_to_rgb(_to_unit(alpha0)),
-                                            _grey_to_rgb(_to_unit(alpha1)))
-            alphas = [_from_unit(g.mean(axis=2), alpha0.dtype) for g in greys]
-        return [layout.assemble(c, a) for c, a in zip(colours, alphas)]
+        positions = [Fraction(k, self.multi) for k in range(1, self.multi)]
+        return self.frames([PairFrames(frame0, frame1, positions)])[0]
 
     def is_cut(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
         return scene_change(_preview(frame0), _preview(frame1)) > self.scene_threshold
 
-    def stream(self, frames: Iterable[np.ndarray]) -> Iterator[tuple[np.ndarray, np.ndarray]]:
-        """Yield (output frame, latest input frame) for a stream of N input frames: each input
-        frame followed by multi - 1 in-betweens, and the last input frame: multi·(N−1)+1 in all.
-        Only two input frames are held at a time."""
+    def _render(self, pending: list[tuple[int, TimedFrame, TimedFrame, list[OutputFrame]]]
+                ) -> Iterator[tuple[OutputFrame, np.ndarray, np.ndarray]]:
+        """The output frames of consecutive pairs (index, frame i, frame i + 1, outputs)."""
+        if not pending:
+            return
+        pairs = []
+        for index, frame0, frame1, outputs in pending:
+            positions = [o.position for o in outputs]
+            if any(0 < p for p in positions) and self.is_cut(frame0.image, frame1.image):
+                self.scene_cuts.append(index)
+                positions = [Fraction(0)] * len(positions)  # the earlier frame, held
+            pairs.append(PairFrames(frame0.image, frame1.image, positions))
+        for (_, frame0, _, outputs), images in zip(pending, self.frames(pairs)):
+            for output, image in zip(outputs, images):
+                yield output, image, frame0.image
+
+    def timeline(self, frames: Iterable[TimedFrame], timeline=None, hold: bool = True
+                 ) -> Iterator[tuple[OutputFrame, np.ndarray, np.ndarray]]:
+        """Yield (output frame, its image, latest input image) for a stream of timed input
+        frames (strictly increasing times), in time order; `batch` pairs are made at once.
+
+        timeline: `MultiTimeline` or `RateTimeline` (default: MultiTimeline(multi)).
+        hold: show the last input frame for its duration (its own, else the interval
+        before it), as the timeline lays out; otherwise it is output once, at its time.
+        Only `batch` + 1 input frames are held at a time.
+        """
+        timeline = timeline or MultiTimeline(self.multi)
         self.scene_cuts = []
-        previous = None
+        pending, previous, index = [], None, -1
         for index, frame in enumerate(frames):
             if previous is not None:
-                yield previous, previous
-                if self.is_cut(previous, frame):
-                    self.scene_cuts.append(index - 1)
-                    middles = [previous] * (self.multi - 1)
-                else:
-                    middles = self.between(previous, frame)
-                for middle in middles:
-                    yield middle, previous
-            previous = frame
-        if previous is not None:
-            yield previous, previous
+                outputs = timeline.between(index - 1, previous.time, frame.time)
+                pending.append((index - 1, previous, frame, outputs))
+                if len(pending) == self.batch:
+                    yield from self._render(pending)
+                    pending = []
+            previous, before = frame, previous
+        yield from self._render(pending)
+        if previous is None:
+            return
+        if not hold:
+            yield OutputFrame(previous.time, index, Fraction(0)), previous.image, previous.image
+            return
+        duration = previous.duration or (previous.time - before.time if before else None)
+        if not duration:
+            raise UserError("a single frame has no duration to hold it for")
+        for output in timeline.hold(index, previous.time, previous.time + duration):
+            yield output, previous.image, previous.image
 
 
 def _preview(frame: np.ndarray) -> np.ndarray:
@@ -227,99 +308,3 @@ def inference_2frame(img0: np.ndarray, img1: np.ndarray, model: torch.nn.Module,
         img0, img1 = img0[:, :, ::-1], img1[:, :, ::-1]
     middle = interpolate(np.ascontiguousarray(img0), np.ascontiguousarray(img1), model)
     return np.ascontiguousarray(middle[:, :, ::-1]) if isBGR else middle
-
-
-
-@dataclass
-class StreamResult:
-    """What `interpolate_video` / `interpolate_folder` did."""
-    frames_in: int = 0
-    frames_out: int = 0
-    rate: Fraction | None = None  # output frames per second (videos only)
-    scene_cuts: list[int] = field(default_factory=list)  # i of each input pair (i, i+1) repeated
-
-
-def comparison_path(out: Path) -> Path:
-    """Where `--combine_video` writes: out.mp4 -> out_combine.mp4."""
-    return out.with_name(f"{out.stem}_combine{out.suffix}")
-
-
-def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *, crf: int = 18,
-                      combine: bool = False, max_frames: int | None = None,
-                      progress: bool = True) -> StreamResult:
-    """Write `out`: the frames of `src` with multi - 1 in-betweens after each but the last,
-    at exactly multi x its frame rate, its audio and subtitle packets copied unchanged.
-
-    combine: also write `comparison_path(out)`, input (each frame repeated) on the left and
-    output on the right. max_frames: use only the first frames of `src` (and its audio up
-    to their end). See `network.video` for the container rules.
-    """
-    if max_frames is not None and max_frames < 2:
-        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
-    info = probe_video(src)
-    targets = [out, comparison_path(out)] if combine else [out]
-    for target in targets:
-        if target.resolve() == src.resolve():
-            raise UserError(f"output {target} would replace the input video")
-    rate = info.rate * interpolator.multi
-    total = min(info.frame_count, max_frames or info.frame_count) or max_frames
-    result = StreamResult(rate=rate)
-    with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(src))
-        widths = [info.width, 2 * info.width]  # output; input and output side by side
-        writers = [stack.enter_context(VideoWriter(
-            target, (width, info.height), rate, start_time=info.start_time, crf=crf,
-            display_matrix=info.display_matrix, colour=info.colour,
-            copy_from=reader.copied_streams, metadata=dict(reader.container.metadata)))
-            for target, width in zip(targets, widths)]
-
-        def copy_packet(packet):
-            source = packet.stream.index
-            for writer in writers:
-                writer.copy_packet(packet, source)
-
-        images = (frame.image for frame in reader.frames(copy_packet, max_frames))
-        frames = tqdm(images, total=total, unit="frame", desc=src.name, disable=not progress,
-                      dynamic_ncols=True)
-        for frame, source in interpolator.stream(frames):
-            writers[0].write(frame)
-            if combine:
-                writers[1].write(np.concatenate([source, frame], axis=1))
-            result.frames_out += 1
-    result.frames_in = (result.frames_out - 1) // interpolator.multi + 1
-    result.scene_cuts = list(interpolator.scene_cuts)
-    return result
-
-
-def interpolate_folder(src: Path, out: Path, interpolator: Interpolator,
-                       progress: bool = True) -> StreamResult:
-    """Interpolate the sorted images of `src` into `out` (created if missing) as
-    00000000.png, 00000001.png, ... (multi·(N−1)+1 files; 16-bit and alpha are kept)."""
-    images = list_images(src)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a directory")
-    if out.resolve() == src.resolve():
-        raise UserError("the output directory must differ from --frames_dir")
-    if not out.parent.is_dir():
-        raise UserError(f"output directory does not exist: {out.parent}")
-    out.mkdir(exist_ok=True)
-    first = read_image(images[0])
-
-    def frames() -> Iterator[np.ndarray]:
-        yield first
-        for path in images[1:]:
-            image = read_image(path)
-            if image.shape != first.shape or image.dtype != first.dtype:
-                raise UserError(f"{path.name} is {image.shape} {image.dtype} but {images[0].name} "
-                                f"is {first.shape} {first.dtype}; all frames must match")
-            yield image
-
-    result = StreamResult()
-    bar = tqdm(frames(), total=len(images), unit="frame", desc=src.name, disable=not progress,
-               dynamic_ncols=True)
-    for index, (frame, _) in enumerate(interpolator.stream(bar)):
-        write_image(out / f"{index:08d}.png", frame)
-        result.frames_out += 1
-    result.frames_in = len(images)
-    result.scene_cuts = list(interpolator.scene_cuts)
-    return result

@@ -43,16 +43,18 @@ def test_carphone_2x_exact_rate_count_timeline_and_comparison(tmp_path, run, lit
     facts = video_stream_facts(out)
     assert (facts["codec"], facts["pix_fmt"], facts["size"]) == ("h264", "yuv420p", (176, 144))
     assert facts["average_rate"] == facts["guessed_rate"] == Fraction(60000, 1001)
-    assert facts["frames"] == 2 * 5 - 1
-    # Same timeline: output frame j at j / (2 * 30000/1001) s, the last one where input frame 4 is.
-    assert facts["times"] == [Fraction(j) / (2 * NTSC) for j in range(9)]
+    assert facts["frames"] == 2 * 5
+    # Same timeline: output frame j at j / (2 * 30000/1001) s; the last input frame is held for
+    # its own duration, so the output lasts 5 input frames, like the input.
+    assert facts["times"] == [Fraction(j) / (2 * NTSC) for j in range(10)]
     source, result = decoded_frames(carphone(), 0, 5), decoded_frames(out)
     for i in range(5):
         assert mean_abs(result[2 * i], source[i]) < 1.0
+    np.testing.assert_array_equal(result[9], result[8])
     middle = yuv420_round_trip(interpolate(source[0], source[1], lite_model))
     assert mean_abs(result[1], middle) < 1.5
     combined = decoded_frames(tmp_path / "carphone_2x_combine.mp4")
-    assert len(combined) == 9 and combined[0].shape == (144, 352, 3)
+    assert len(combined) == 10 and combined[0].shape == (144, 352, 3)
     assert mean_abs(combined[1][:, :176], source[0]) < 1.0  # input side repeats frame 0
     assert mean_abs(combined[1][:, 176:], result[1]) < 1.0
 
@@ -62,8 +64,8 @@ def test_carphone_4x_interpolates_recursively(tmp_path, run):
     assert run("--video", carphone(), "--out", out, "--multi", 4, "--max_frames", 3) == 0
     facts = video_stream_facts(out)
     assert facts["average_rate"] == Fraction(120000, 1001)
-    assert facts["frames"] == 4 * 3 - 3
-    assert facts["times"][-1] == Fraction(2) / NTSC
+    assert facts["frames"] == 4 * 3
+    assert facts["times"] == [Fraction(j) / (4 * NTSC) for j in range(12)]
 
 
 def test_bigbuckbunny_audio_packets_are_copied_byte_identical(tmp_path, run):
@@ -76,7 +78,7 @@ def test_bigbuckbunny_audio_packets_are_copied_byte_identical(tmp_path, run):
     assert len(source) == 12  # AAC frames of 1024 samples at 48 kHz starting before 0.24 s
     assert audio_packets(out) == source  # same bytes at the same times
     facts = video_stream_facts(out)
-    assert facts["frames"] == 11 and facts["average_rate"] == 50
+    assert facts["frames"] == 12 and facts["average_rate"] == 50
 
 
 def test_bikes_scene_cut_gets_a_repeated_frame(tmp_path, run, caplog):
@@ -87,7 +89,7 @@ def test_bikes_scene_cut_gets_a_repeated_frame(tmp_path, run, caplog):
     assert run("--video", clip, "--out", out, "--crf", 0) == 0
     assert "after input frames: 2" in caplog.text  # global frames 29 | 30
     frames = decoded_frames(out)
-    assert len(frames) == 11
+    assert len(frames) == 12
     np.testing.assert_array_equal(frames[5], frames[4])  # repeated, not blended
     assert mean_abs(frames[6], frames[5]) > 20  # then the new shot starts
     for j in (1, 3, 7, 9):  # elsewhere the network's frames are in between
@@ -100,7 +102,7 @@ def test_scene_threshold_of_one_blends_across_the_cut(tmp_path, run):
     out = tmp_path / "bikes_2x.mp4"
     assert run("--video", clip, "--out", out, "--crf", 0, "--scene_threshold", 1) == 0
     frames = decoded_frames(out)
-    assert len(frames) == 3 and not np.array_equal(frames[1], frames[0])
+    assert len(frames) == 4 and not np.array_equal(frames[1], frames[0])
 
 
 def test_odd_sized_rotated_video_keeps_rotation_and_pads_to_even(tmp_path, run):
@@ -112,7 +114,7 @@ def test_odd_sized_rotated_video_keeps_rotation_and_pads_to_even(tmp_path, run):
     out = tmp_path / "odd_2x.mp4"
     assert run("--video", clip, "--out", out, "--crf", 0, "--global_off") == 0
     facts = video_stream_facts(out)
-    assert facts["size"] == (66, 50) and facts["rotation"] == 90 and facts["frames"] == 3
+    assert facts["size"] == (66, 50) and facts["rotation"] == 90 and facts["frames"] == 4
     last = decoded_frames(out)[-1]
     assert mean_abs(last[:49, :65], frames[1]) < 2.0
     assert mean_abs(last[49, :65], frames[1][48]) < 2.0  # the added row repeats the last one
@@ -137,7 +139,7 @@ def test_default_output_name_sits_next_to_the_input(tmp_path, run):
     clip = tmp_path / "tiny.mp4"
     write_clip(clip, resized(decoded_frames(carphone(), 0, 2), (64, 48)), NTSC)
     assert run("--video", clip, "--global_off") == 0
-    assert video_stream_facts(tmp_path / "tiny_2x.mp4")["frames"] == 3
+    assert video_stream_facts(tmp_path / "tiny_2x.mp4")["frames"] == 4
 
 
 def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, capsys):

@@ -1,5 +1,6 @@
 """Reading videos: probing the header and first frames, decoding RGB frames and handing out
 the packets of the streams that are copied (audio, subtitles)."""
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -13,6 +14,8 @@ from av.sidedata.sidedata import Type as SideDataType
 from ..runtime import UserError
 from .colour import StreamColour, frame_to_rgb
 
+log = logging.getLogger(__name__)
+
 COPIED_STREAM_TYPES = ("audio", "subtitle")
 
 
@@ -21,9 +24,11 @@ class VideoInfo:
     """What the pipeline needs to know about an input video before decoding it all."""
     width: int
     height: int
-    rate: Fraction  # frames per second, exact
+    rate: Fraction  # nominal frames per second, exact (the true times are in TimedFrame)
     frame_count: int  # from the container header; 0 when the header does not say
-    start_time: float  # seconds, presentation time of the first frame
+    start_time: Fraction  # seconds, presentation time of the first frame
+    time_base: Fraction  # seconds per tick of the video timestamps
+    timeline_start: Fraction  # seconds, earliest start of the video and the copied streams
     display_matrix: tuple[int, ...] | None  # 9 ints in FFmpeg's layout; None: shown as stored
     colour: StreamColour  # matrix, range, tags and bit depth of the first frame
 
@@ -32,6 +37,7 @@ class TimedFrame(NamedTuple):
     """A decoded frame and the moment it is shown."""
     image: np.ndarray  # [H, W, 3] RGB: uint8, or uint16 on the full 0..65535 scale (> 8-bit)
     time: Fraction  # presentation time in seconds, exact: pts * time_base of the stream
+    duration: Fraction | None = None  # seconds it is shown, when the container says
 
 
 def _open_input(path: Path) -> av.container.InputContainer:
@@ -55,62 +61,106 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
 
 
 def probe_video(path: Path) -> VideoInfo:
-    """Read the header and decode the first two frames; UserError unless `path` is a
-    video with at least two frames and a known frame rate."""
-    with _open_input(path) as container:
-        stream = container.streams.video[0]
-        rate = stream.guessed_rate or stream.average_rate
-        if not rate:
-            raise UserError(f"{path}: the frame rate of the video stream is unknown")
+    """Read the header and decode the first two good frames; UserError unless `path` is a
+    video with at least two decodable frames and a known frame rate."""
+    with VideoReader(path, warn=False) as reader:
+        stream = reader.video
         first, count = None, 0
-        try:
-            for frame in container.decode(stream):
-                if first is None:
-                    first = frame
-                count += 1
-                if count == 2:
-                    break
-        except av.FFmpegError as error:
-            raise UserError(f"cannot decode {path} ({error.strerror or error})") from None
+        for frame in reader.frames():
+            first = first or frame
+            count += 1
+            if count == 2:
+                break
+        if count == 0:
+            raise UserError(f"{path}: no decodable video frame")
         if count < 2:
-            raise UserError(f"{path} has {count} video frame(s); interpolation needs at least 2")
-        return VideoInfo(width=first.width, height=first.height, rate=Fraction(rate),
-                         frame_count=stream.frames, start_time=float(first.time or 0.0),
-                         display_matrix=_display_matrix(first),
-                         colour=StreamColour.of_frame(first))
+            raise UserError(f"{path} has 1 video frame; interpolation needs at least 2")
+        starts = [first.time] + [Fraction(s.start_time) * s.time_base
+                                 for s in reader.copied_streams if s.start_time is not None]
+        return VideoInfo(width=first.image.shape[1], height=first.image.shape[0],
+                         rate=reader.rate, frame_count=stream.frames, start_time=first.time,
+                         time_base=Fraction(stream.time_base), timeline_start=min(starts),
+                         display_matrix=reader.display_matrix, colour=reader.colour)
 
 
-def _packet_time(packet: av.Packet) -> float | None:
+def _packet_time(packet: av.Packet) -> Fraction | None:
     """Start of a packet in seconds (pts, else dts), None when it has no timestamp."""
     stamp = packet.pts if packet.pts is not None else packet.dts
-    return None if stamp is None else float(stamp * packet.time_base)
+    return None if stamp is None else Fraction(stamp) * packet.time_base
+
+
+def _seconds(time: Fraction | None) -> str:
+    return "an unknown time" if time is None else f"{float(time):.3f} s"
 
 
 class VideoReader:
     """Decodes the first video stream of a file and hands out the packets of its audio and
-    subtitle streams, in one pass over the file."""
+    subtitle streams, in one pass over the file.
 
-    def __init__(self, path: Path):
-        self.path = path
+    Damaged input: a video packet the decoder rejects, a frame it marks corrupt and a frame
+    whose time does not come after the previous frame's are left out with one warning each
+    (giving the time), so the frames on either side become neighbours.
+    warn: False leaves those warnings out (for a second pass over the same frames).
+    """
+
+    def __init__(self, path: Path, warn: bool = True):
+        self.path, self.warn = path, warn
         self.container = _open_input(path)
         self.video = self.container.streams.video[0]
-        self.video.thread_type = "AUTO"
+        # Slice threads only: with frame threads the decoder reports an error packets later,
+        # at the wrong time. (Decoding runs in a thread of its own beside the network.)
+        self.video.thread_type = "SLICE"
+        rate = self.video.guessed_rate or self.video.average_rate
+        if not rate:
+            self.container.close()
+            raise UserError(f"{path}: the frame rate of the video stream is unknown")
+        self.rate = Fraction(rate)  # nominal frames per second
         self.copied_streams = [s for s in self.container.streams if s.type in COPIED_STREAM_TYPES]
+        self.display_matrix: tuple[int, ...] | None = None  # of the first frame, once decoded
+        self.colour: StreamColour | None = None  # of the first frame, once decoded
         self._last_time: Fraction | None = None
 
+    def _warn(self, message: str, *args) -> None:
+        if self.warn:
+            log.warning("%s: " + message, self.path.name, *args)
+
+    def _decode_packet(self, packet: av.Packet) -> Iterator[TimedFrame]:
+        """The good frames that one video packet completes."""
+        try:
+            frames = self.video.decode(packet)
+        except av.FFmpegError as error:
+            self._warn("skipped a video packet the decoder rejects at %s (%s)",
+                       _seconds(_packet_time(packet)), error.strerror or error)
+            return
+        for frame in frames:
+            time = self._time(frame)
+            if frame.is_corrupt:
+                self._warn("skipped a damaged video frame at %s", _seconds(time))
+                continue
+            if self._last_time is not None and time <= self._last_time:
+                self._warn("skipped a video frame at %s: not after the previous frame (%s)",
+                           _seconds(time), _seconds(self._last_time))
+                continue
+            if self.colour is None:
+                self.colour = StreamColour.of_frame(frame)
+                self.display_matrix = _display_matrix(frame)
+            self._last_time = time
+            duration = frame.duration * self.video.time_base if frame.duration else None
+            yield TimedFrame(frame_to_rgb(frame), time, duration)
+
     def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
-               limit: int | None = None) -> Iterator[TimedFrame]:
-        """Yield the video frames with their presentation times, in display order.
+                limit: int | None = None) -> Iterator[TimedFrame]:
+        """Yield the good video frames with their presentation times, in display order.
 
         on_packet: receives every audio/subtitle packet as it is demuxed.
         limit: stop after this many frames; packets of the copied streams that start at or
-        after the end of the last frame are then left out.
+        after the nominal end of the last frame (limit / rate after the first) are left out.
         """
         end_time = None
         if limit is not None:
             start = self.video.start_time
-            start = 0.0 if start is None else float(start * self.video.time_base)
-            end_time = start + float(limit / (self.video.guessed_rate or self.video.average_rate))
+            start = Fraction(0) if start is None else Fraction(start) * self.video.time_base
+            end_time = start + limit / self.rate
         yielded = 0
         try:
             for packet in self.container.demux(self.video, *self.copied_streams):
@@ -120,28 +170,24 @@ class VideoReader:
                                                        or time < end_time):
                         on_packet(packet)
                     continue
-                if end_time is not None and yielded >= limit:
-                    if (_packet_time(packet) or 0.0) > end_time + 1.0:
+                if limit is not None and yielded >= limit:
+                    if (_packet_time(packet) or 0) > end_time + 1:
                         break  # the copied streams are past the end as well
                     continue
-                for frame in self.video.decode(packet):
-                    if end_time is None or yielded < limit:
+                for frame in self._decode_packet(packet):
+                    if limit is None or yielded < limit:
                         yielded += 1
-                        yield TimedFrame(frame_to_rgb(frame), self._time(frame))
+                        yield frame
         except av.FFmpegError as error:
-            raise UserError(f"cannot decode {self.path} ({error.strerror or error})") from None
+            raise UserError(f"cannot read {self.path} ({error.strerror or error})") from None
 
     def _time(self, frame: av.VideoFrame) -> Fraction:
-        """Exact presentation time of a decoded frame (pts, else dts, else one frame after
-        the previous frame)."""
+        """Exact presentation time of a decoded frame (pts, else dts, else one nominal frame
+        after the previous good frame)."""
         stamp = frame.pts if frame.pts is not None else frame.dts
         if stamp is not None:
-            self._last_time = Fraction(stamp) * self.video.time_base
-        elif self._last_time is None:
-            self._last_time = Fraction(0)
-        else:
-            self._last_time += 1 / Fraction(self.video.guessed_rate or self.video.average_rate)
-        return self._last_time
+            return Fraction(stamp) * self.video.time_base
+        return Fraction(0) if self._last_time is None else self._last_time + 1 / self.rate
 
     def close(self) -> None:
         self.container.close()

@@ -1,0 +1,146 @@
+"""Converting whole videos and folders of frames with an `Interpolator`.
+
+A video conversion is four stages that run at once (`network.video.stages`): decoding and
+conversion to RGB in one thread, the network in the caller's thread, conversion from RGB and
+encoding in another thread; audio and subtitle packets travel with the frames, so muxing
+happens in one thread. The output timeline (`network.video.timeline`) follows the input's
+true timestamps and lasts as long as the input; the whole timeline is shifted so that the
+earliest stream (video, audio or subtitles) starts at 0, keeping every offset between them.
+"""
+import contextlib
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from .inference import Interpolator
+from .runtime import UserError
+from .video import (TimedFrame, VideoReader, VideoWriter, list_images, probe_video, read_image,
+                    write_image)
+from .video.stages import ReadAhead, WriteBehind
+from .video.timeline import MultiTimeline, RateTimeline, time_base_for
+
+
+@dataclass
+class StreamResult:
+    """What `interpolate_video` / `interpolate_folder` did."""
+    frames_in: int = 0
+    frames_out: int = 0
+    rate: Fraction | None = None  # nominal output frames per second (videos only)
+    scene_cuts: list[int] = field(default_factory=list)  # i of each input pair (i, i+1) held
+
+
+def comparison_path(out: Path) -> Path:
+    """Where `--combine_video` writes: out.mp4 -> out_combine.mp4."""
+    return out.with_name(f"{out.stem}_combine{out.suffix}")
+
+
+def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
+                      fps: Fraction | None = None, codec: str | None = None,
+                      pix_fmt: str | None = None, crf: int = 18, combine: bool = False,
+                      max_frames: int | None = None, progress: bool = True) -> StreamResult:
+    """Write `out`: `src` at `fps` frames per second, or with `interpolator.multi` frames
+    per input interval when `fps` is None; audio and subtitle packets copied unchanged.
+
+    fps: output frame k is shown at exactly t_0 + k / fps (t_0: the first input frame).
+    codec, pix_fmt, crf: see `VideoWriter` (default: the input's bit depth and colour).
+    combine: also write `comparison_path(out)`, input (each frame held) on the left and
+    output on the right. max_frames: use only the first frames of `src` (and its audio up
+    to their end). See `network.video` and `network.video.timeline` for the rules.
+    """
+    if max_frames is not None and max_frames < 2:
+        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+    if fps is not None and fps <= 0:
+        raise UserError(f"the output frame rate must be positive, got {fps}")
+    info = probe_video(src)
+    targets = [out, comparison_path(out)] if combine else [out]
+    for target in targets:
+        if target.resolve() == src.resolve():
+            raise UserError(f"output {target} would replace the input video")
+    timeline = RateTimeline(fps) if fps else MultiTimeline(interpolator.multi)
+    rate = timeline.rate(info.rate)
+    time_base = time_base_for(timeline.time_base(info.time_base, info.rate), info.timeline_start)
+    result = StreamResult(rate=rate)
+    with contextlib.ExitStack() as stack:
+        reader = stack.enter_context(VideoReader(src))
+        widths = [info.width, 2 * info.width]  # output; input and output side by side
+        writers = [stack.enter_context(VideoWriter(
+            target, (width, info.height), rate, time_base=time_base,
+            time_offset=info.timeline_start, codec=codec, pix_fmt=pix_fmt, colour=info.colour,
+            crf=crf, display_matrix=info.display_matrix, copy_from=reader.copied_streams,
+            metadata=dict(reader.container.metadata)))
+            for target, width in zip(targets, widths)]
+
+        def demuxed():
+            """Runs ahead in a thread: ("packet", source stream index, packet) and frames."""
+            packets = []
+            for frame in reader.frames(packets.append, max_frames):
+                yield from (("packet", p.stream.index, p) for p in packets)
+                packets.clear()
+                yield frame
+            yield from (("packet", p.stream.index, p) for p in packets)
+
+        def write(item):
+            """Runs behind in a thread: muxes packets, encodes (time, output, input) frames."""
+            if item[0] == "packet":
+                for writer in writers:
+                    writer.copy_packet(item[2], item[1])
+                return
+            _, time, image, source = item
+            writers[0].write(image, time)
+            if combine:
+                writers[1].write(np.concatenate([source, image], axis=1), time)
+
+        total = min(info.frame_count, max_frames or info.frame_count) or max_frames
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc=src.name,
+                                       disable=not progress, dynamic_ncols=True))
+        items = stack.enter_context(ReadAhead(demuxed(), name="decode"))
+        output = stack.enter_context(WriteBehind(write, name="encode"))
+
+        def frames():
+            for item in items:
+                if isinstance(item, TimedFrame):
+                    result.frames_in += 1
+                    bar.update()
+                    yield item
+                else:
+                    output.put(item)
+
+        for frame, image, source in interpolator.timeline(frames(), timeline):
+            output.put(("frame", frame.time, image, source))
+            result.frames_out += 1
+    result.scene_cuts = list(interpolator.scene_cuts)
+    return result
+
+
+def interpolate_folder(src: Path, out: Path, interpolator: Interpolator,
+                       progress: bool = True) -> StreamResult:
+    """Interpolate the sorted images of `src` into `out` (created if missing) as
+    00000000.png, 00000001.png, ... (multi·(N−1)+1 files; 16-bit and alpha are kept)."""
+    images = list_images(src)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a directory")
+    if out.resolve() == src.resolve():
+        raise UserError("the output directory must differ from --frames_dir")
+    if not out.parent.is_dir():
+        raise UserError(f"output directory does not exist: {out.parent}")
+    out.mkdir(exist_ok=True)
+    first = read_image(images[0])
+
+    def frames():
+        for index, path in enumerate(tqdm(images, unit="frame", desc=src.name,
+                                          disable=not progress, dynamic_ncols=True)):
+            image = first if index == 0 else read_image(path)
+            if image.shape != first.shape or image.dtype != first.dtype:
+                raise UserError(f"{path.name} is {image.shape} {image.dtype} but {images[0].name} "
+                                f"is {first.shape} {first.dtype}; all frames must match")
+            yield TimedFrame(image, Fraction(index))
+
+    result = StreamResult(frames_in=len(images))
+    for index, (_, image, _) in enumerate(interpolator.timeline(frames(), hold=False)):
+        write_image(out / f"{index:08d}.png", image)
+        result.frames_out += 1
+    result.scene_cuts = list(interpolator.scene_cuts)
+    return result

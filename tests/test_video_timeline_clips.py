@@ -1,0 +1,246 @@
+"""demo_2x.py's output timeline on real and generated clips: --fps, variable frame rates,
+durations, streams that start apart, damaged input. Lite stand-in weights, tiny frames.
+
+Every expected time is worked out from the input's own timestamps (read back with PyAV)."""
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+import pytest
+
+import demo_2x
+from video_clips import (audio_packets, bigbuckbunny, decoded_frames, resized, video_stream_facts,
+                         write_clip)
+
+F = Fraction
+CLOCK = F(1, 90000)  # MPEG-TS's clock; also used for the MP4 clips made here
+VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+
+
+@pytest.fixture
+def run(lite_ckpt, device):
+    """demo_2x.main with the stand-in lite checkpoint; returns the exit code."""
+    def run_demo(*argv):
+        return demo_2x.main([*map(str, argv), "--ckpt", str(lite_ckpt), "--device", str(device),
+                             "--no_progress", "--global_off"])
+    return run_demo
+
+
+def moving_square(count: int, size=(64, 48)) -> list[np.ndarray]:
+    """A white square moving right over a red gradient, [H, W, 3] uint8."""
+    width, height = size
+    frames = []
+    for k in range(count):
+        frame = np.zeros((height, width, 3), np.uint8)
+        frame[..., 0] = np.linspace(0, 200, width).astype(np.uint8)
+        frame[10:26, 4 + 6 * k:20 + 6 * k] = 255
+        frames.append(frame)
+    return frames
+
+
+def timed_clip(path: Path, frames: list[np.ndarray], ticks: list[int], *, rate: int = 20,
+               audio_start: int | None = None) -> None:
+    """Encode RGB frames shown at `ticks` of 1/90000 s (H.264, crf 0; `rate` is only the
+    nominal rate). With `audio_start` (ticks of 1/48000 s): ten MP2 frames of a tone."""
+    with av.open(str(path), "w") as out:
+        video = out.add_stream("libx264", rate=rate)
+        video.width, video.height = frames[0].shape[1], frames[0].shape[0]
+        video.pix_fmt, video.options = "yuv420p", {"crf": "0"}
+        video.time_base = video.codec_context.time_base = CLOCK
+        audio = None
+        if audio_start is not None:
+            audio = out.add_stream("mp2", rate=48000)
+            audio.layout = "stereo"
+        for rgb, tick in zip(frames, ticks):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = tick, CLOCK
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+        if audio is not None:
+            tone = (8000 * np.sin(np.arange(11520) * 2 * np.pi * 440 / 48000)).astype(np.int16)
+            for k in range(10):
+                samples = np.repeat(tone[1152 * k:1152 * (k + 1)], 2)[None]  # interleaved L R
+                frame = av.AudioFrame.from_ndarray(samples, format="s16", layout="stereo")
+                frame.sample_rate, frame.time_base = 48000, F(1, 48000)
+                frame.pts = audio_start + 1152 * k
+                out.mux(audio.encode(frame))
+            out.mux(audio.encode(None))
+
+
+def input_times(path: Path) -> tuple[list[Fraction], Fraction]:
+    """The decoded frames' times and the end of the last one, exact: its time plus its
+    duration, or plus the interval before it where the container has no duration (TS)."""
+    with av.open(str(path)) as container:
+        frames = list(container.decode(video=0))
+    times = [F(f.pts) * f.time_base for f in frames]
+    duration = F(frames[-1].duration) * frames[-1].time_base or times[-1] - times[-2]
+    return times, times[-1] + duration
+
+
+def audio_times(path: Path) -> list[tuple[bytes, Fraction]]:
+    """(payload, exact start) of every packet of the first audio stream."""
+    with av.open(str(path)) as container:
+        return [(bytes(p), F(p.pts) * p.time_base) for p in container.demux(audio=0) if p.size]
+
+
+def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.abs(a.astype(float) - b).mean())
+
+
+def test_vfr_multi_puts_each_new_frame_halfway_between_true_times(tmp_path, run):
+    clip = tmp_path / "vfr.mp4"
+    timed_clip(clip, moving_square(5), [0, 3000, 9000, 12000, 21000])  # 33, 67, 33, 100 ms gaps
+    times, end = input_times(clip)
+    assert end == F(21000 + 4500) * CLOCK  # the last frame lasts 1/20 s (the nominal rate)
+    out = tmp_path / "vfr_2x.mp4"
+    assert run("--video", clip, "--out", out, "--crf", 0) == 0
+    expected = []
+    for start, stop in zip(times, times[1:] + [end]):
+        expected += [start, (start + stop) / 2]  # the last frame is held for its duration
+    facts = video_stream_facts(out)
+    assert facts["times"] == expected and facts["frames"] == 10
+    result, source = decoded_frames(out), decoded_frames(clip)
+    for i in range(5):
+        assert mean_abs(result[2 * i], source[i]) < 1.0
+    np.testing.assert_array_equal(result[9], result[8])
+
+
+def test_vfr_to_constant_rate_places_frames_against_true_times(tmp_path, run):
+    clip = tmp_path / "vfr.mp4"
+    timed_clip(clip, moving_square(4), [0, 3000, 12000, 15000])  # 33, 100, 33 ms; last 50 ms
+    times, end = input_times(clip)
+    out = tmp_path / "vfr_30.mp4"
+    assert run("--video", clip, "--out", out, "--fps", 30, "--crf", 0) == 0
+    facts = video_stream_facts(out)
+    assert facts["times"] == [F(k, 30) for k in range(7)]  # 0 .. 200 ms: until the input's end
+    assert facts["average_rate"] == 30
+    assert end - F(1, 30) < F(7, 30) <= end + F(1, 30)
+    result, source = decoded_frames(out), decoded_frames(clip)
+    assert mean_abs(result[0], source[0]) < 1.0 and mean_abs(result[1], source[1]) < 1.0
+    assert mean_abs(result[4], source[2]) < 1.0  # 4/30 s is where input frame 2 is
+    assert mean_abs(result[6], source[3]) < 1.0  # 200 ms: the last frame, held
+
+
+def test_bigbuckbunny_25_to_60_fps_keeps_audio_and_duration(tmp_path, run):
+    clip = tmp_path / "bbb.mp4"
+    write_clip(clip, resized(decoded_frames(bigbuckbunny(), 0, 6), (96, 54)), F(25),
+               audio_from=bigbuckbunny())
+    out = tmp_path / "bbb_60.mp4"
+    assert run("--video", clip, "--out", out, "--fps", "60", "--crf", 0) == 0
+    facts = video_stream_facts(out)
+    assert facts["times"] == [F(k, 60) for k in range(15)]  # 6 frames of 1/25 s = 14.4 / 60 s
+    assert facts["average_rate"] == 60
+    assert audio_packets(out) == audio_packets(clip)
+    result, source = decoded_frames(out), decoded_frames(clip)
+    for k, i in ((0, 0), (12, 5)):  # 0 and 0.2 s fall on input frames 0 and 5
+        assert mean_abs(result[k], source[i]) < 2.0  # a second 4:2:0 round trip
+
+
+def test_ntsc_decimal_rate_is_the_exact_fraction(tmp_path, run):
+    clip = tmp_path / "ntsc.mp4"
+    write_clip(clip, moving_square(3), F(24000, 1001))
+    out = tmp_path / "ntsc_60.mp4"
+    assert run("--video", clip, "--out", out, "--fps", "59.94") == 0
+    facts = video_stream_facts(out)
+    assert facts["average_rate"] == facts["guessed_rate"] == F(60000, 1001)
+    assert facts["times"] == [F(1001 * k, 60000) for k in range(8)]  # 3/(24000/1001) s = 7.5
+
+
+def test_streams_starting_apart_are_shifted_together_to_zero(tmp_path, run):
+    clip = tmp_path / "late.ts"
+    # Video from 600.1 s, audio from 600 s: as a broadcast capture that starts mid-stream.
+    timed_clip(clip, moving_square(3), [54009000, 54012000, 54015000], audio_start=28800000)
+    times, end = input_times(clip)
+    source_audio = audio_times(clip)
+    shift = min(times[0], source_audio[0][1])
+    assert shift == source_audio[0][1] < times[0]
+    out = tmp_path / "late_2x.mp4"
+    assert run("--video", clip, "--out", out) == 0
+    copied = audio_times(out)
+    assert [payload for payload, _ in copied] == [payload for payload, _ in source_audio]
+    assert [time for _, time in copied] == [time - shift for _, time in source_audio]
+    expected = []
+    for start, stop in zip(times, times[1:] + [end]):
+        expected += [start - shift, (start + stop) / 2 - shift]
+    assert video_stream_facts(out)["times"] == expected  # the 0.1 s offset is kept
+
+
+def test_audio_starting_before_the_video_keeps_its_lead(tmp_path, run):
+    clip = tmp_path / "lead.mp4"
+    timed_clip(clip, moving_square(2), [18000, 21000], audio_start=0)  # video from 0.2 s
+    times, end = input_times(clip)
+    out = tmp_path / "lead_2x.mp4"
+    assert run("--video", clip, "--out", out) == 0
+    assert audio_times(out) == audio_times(clip)
+    assert video_stream_facts(out)["times"] == [times[0], (times[0] + times[1]) / 2, times[1],
+                                                (times[1] + end) / 2]
+
+
+def test_damaged_ts_packet_is_skipped_with_a_warning_and_bridged(tmp_path, run, caplog):
+    clip = tmp_path / "clean.ts"
+    timed_clip(clip, moving_square(6), [9000 + 3600 * k for k in range(6)], rate=25)
+    data = clip.read_bytes()
+    packets = [data[i:i + 188] for i in range(0, len(data), 188)]
+    video = [i for i, p in enumerate(packets) if ((p[1] & 0x1F) << 8 | p[2]) == 0x100]
+    del packets[video[len(video) // 2]]  # one TS packet of a frame in the middle is lost
+    damaged = tmp_path / "damaged.ts"
+    damaged.write_bytes(b"".join(packets))
+    with av.open(str(damaged)) as container:
+        bad = [F(f.pts) * f.time_base for f in container.decode(video=0) if f.is_corrupt]
+    assert len(bad) == 1
+    out = tmp_path / "damaged_2x.mp4"
+    caplog.set_level("WARNING")
+    assert run("--video", damaged, "--out", out) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and f"{float(bad[0]):.3f} s" in warnings[0]
+    times, end = input_times(clip)
+    good = [t for t in times if t != bad[0]]
+    expected = []
+    for start, stop in zip(good, good[1:] + [end]):
+        expected += [start - times[0], (start + stop) / 2 - times[0]]
+    facts = video_stream_facts(out)
+    assert facts["times"] == expected  # the frame across the gap sits where the lost one was
+    assert bad[0] - times[0] in expected
+
+
+def _replace_packets(src: Path, dst: Path, damaged: set[int]) -> None:
+    """Copy `src`'s video packets to `dst`, with random bytes in place of packets `damaged`."""
+    rng = np.random.default_rng(1)
+    with av.open(str(src)) as source, av.open(str(dst), "w") as out:
+        stream = out.add_stream_from_template(source.streams.video[0])
+        for index, packet in enumerate(p for p in source.demux(video=0) if p.size):
+            if index in damaged:
+                noise = av.Packet(rng.integers(0, 256, packet.size, dtype=np.uint8).tobytes())
+                noise.pts, noise.dts = packet.pts, packet.dts
+                noise.time_base = packet.time_base
+                packet = noise
+            packet.stream = stream
+            out.mux(packet)
+
+
+def test_rejected_packets_warn_and_no_decodable_frame_is_one_line(tmp_path, run, caplog, capsys):
+    clip = tmp_path / "clean.mp4"
+    timed_clip(clip, moving_square(4), [0, 4500, 9000, 13500])
+    rejected, hopeless = tmp_path / "rejected.mp4", tmp_path / "hopeless.mp4"
+    _replace_packets(clip, rejected, {2})
+    _replace_packets(clip, hopeless, {0, 1, 2, 3})
+    caplog.set_level("WARNING")
+    out = tmp_path / "out.mp4"
+    assert run("--video", rejected, "--out", out) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "rejects at 0.100 s" in warnings[0]
+    assert video_stream_facts(out)["times"] == [F(k, 40) for k in (0, 1, 2, 4, 6, 7)]
+    capsys.readouterr()
+    assert run("--video", hopeless, "--out", tmp_path / "none.mp4") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {hopeless}: no decodable video frame"]
+    assert not (tmp_path / "none.mp4").exists()
+
+
+def test_avi_without_timestamps_per_frame_keeps_its_rate(tmp_path, run):
+    out = tmp_path / "vtest_2x.mp4"
+    assert run("--video", VTEST, "--out", out, "--max_frames", 2) == 0
+    facts = video_stream_facts(out)
+    assert facts["size"] == (768, 576) and facts["average_rate"] == 20
+    assert facts["times"] == [F(k, 20) for k in range(4)]
