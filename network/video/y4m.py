@@ -55,12 +55,11 @@ class Y4MReader:
 
         on_packet: never called (y4m holds video only); limit: stop after this many frames.
         """
-        duration = 1 / self.rate
         try:
             for index, frame in enumerate(self.container.decode(self.video)):
                 if limit is not None and index >= limit:
                     return
-                yield TimedFrame(frame_to_rgb(frame), index * duration, duration)
+                yield TimedFrame(frame_to_rgb(frame), index / self.rate)
         except av.FFmpegError as error:
             raise UserError(f"cannot decode {self.name} as yuv4mpegpipe "
                             f"({error.strerror or error})") from None
