@@ -3,6 +3,7 @@
     python demo_2x.py --frame0 a.png --frame1 b.png --out mid.png
     python demo_2x.py --video in.mp4 --out out.mp4 --multi 4
     python demo_2x.py --video in.mkv --out out.mkv --fps 59.94
+    ffmpeg -i a.mkv -f yuv4mpegpipe - | python demo_2x.py --video - --out - | ffmpeg -i - b.mkv
     python demo_2x.py --frames_dir frames/ --out frames_2x/
 
 `--ckpt base|lite|pct` downloads the authors' weights once into ~/.cache/atm-vfi/;
@@ -16,12 +17,12 @@ from pathlib import Path
 
 from network import (PRECISIONS, UserError, load_model_checkpoint, load_network,
                      select_device)
-from network.conversion import comparison_path, interpolate_folder, interpolate_video
+from network.conversion import PIPE, comparison_path, interpolate_folder, interpolate_video
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
-from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_output_path, probe_video,
-                           read_image, write_image)
+from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, Terminated, check_output_path,
+                           probe_video, read_image, terminate_as_interrupt, write_image)
 from network.video.timeline import parse_rate
 from network.video.writing import ENCODERS
 
@@ -36,12 +37,15 @@ def build_parser() -> argparse.ArgumentParser:
     source = parser.add_argument_group("input (give exactly one kind)")
     source.add_argument("--frame0", type=Path, help="first of two frames (PNG, JPG, ...)")
     source.add_argument("--frame1", type=Path, help="second of two frames, same size as --frame0")
-    source.add_argument("--video", type=Path, help="a video file FFmpeg can read")
+    source.add_argument("--video", type=Path,
+                        help="a video file FFmpeg can read, or - for a yuv4mpegpipe stream on "
+                             "stdin")
     source.add_argument("--frames_dir", type=Path,
                         help="a folder of frames, interpolated in file-name order")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output image (frames), .mp4/.mov file (video) or folder "
-                             "(frames_dir); when left out: next to the input, e.g. in_2x.mp4")
+                        help="output image (frames), .mp4/.mov/.mkv/.webm file or - for a "
+                             "yuv4mpegpipe stream on stdout (video), or folder (frames_dir); "
+                             "when left out: next to the input, e.g. in_2x.mp4")
 
     model = parser.add_argument_group("model")
     model.add_argument("--ckpt", default="base",
@@ -108,6 +112,8 @@ def _default_out(args: argparse.Namespace, mode: str) -> Path:
     if mode == "frames":
         return args.frame0.with_name(f"{args.frame0.stem}_mid.png")
     if mode == "video":
+        if args.video == PIPE:
+            raise UserError("give --out (a file, or - for stdout) when reading from stdin")
         rate = f"{float(args.fps):g}fps" if args.fps else f"{args.multi}x"
         return args.video.with_name(f"{args.video.stem}_{rate}.mp4")
     return args.frames_dir.with_name(f"{args.frames_dir.name}_{args.multi}x")
@@ -127,8 +133,10 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
                             f"{first.shape[0]}, {args.frame1} is {second.shape[1]}x"
                             f"{second.shape[0]}")
     elif mode == "video":
-        check_output_path(args.out, CONTAINER_FORMATS)
-        probe_video(args.video)
+        if args.out != PIPE:
+            check_output_path(args.out, CONTAINER_FORMATS)
+        if args.video != PIPE:
+            probe_video(args.video)
     else:
         if args.fps is not None:
             raise UserError("--fps needs a --video (a folder of frames has no timestamps)")
@@ -172,12 +180,18 @@ def _run(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stdout)
+    # With --out - stdout carries the video, so every message goes to stderr.
+    logging.basicConfig(level=logging.INFO, format="%(message)s",
+                        stream=sys.stderr if args.out == PIPE else sys.stdout)
     try:
-        _run(args)
+        with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: no partial output
+            _run(args)
     except (UserError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("terminated", file=sys.stderr)
+        return 143
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130

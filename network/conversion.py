@@ -8,6 +8,7 @@ true timestamps and lasts as long as the input; the whole timeline is shifted so
 earliest stream (video, audio or subtitles) starts at 0, keeping every offset between them.
 """
 import contextlib
+import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -17,8 +18,8 @@ from tqdm import tqdm
 
 from .inference import Interpolator
 from .runtime import UserError
-from .video import (TimedFrame, VideoReader, VideoWriter, list_images, probe_video, read_image,
-                    write_image)
+from .video import (TimedFrame, VideoInfo, VideoReader, VideoWriter, Y4MReader, Y4MWriter,
+                    list_images, probe_video, read_image, write_image)
 from .video.stages import ReadAhead, WriteBehind
 from .video.timeline import MultiTimeline, RateTimeline, time_base_for
 
@@ -37,6 +38,22 @@ def comparison_path(out: Path) -> Path:
     return out.with_name(f"{out.stem}_combine{out.suffix}")
 
 
+PIPE = Path("-")  # as src: a yuv4mpegpipe stream on stdin; as out: one on stdout
+
+
+def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | Y4MReader,
+                                                                   VideoInfo]:
+    """A reader for `src` (a file, or PIPE) and what is known about it before decoding."""
+    if src != PIPE:
+        info = probe_video(src)
+        return stack.enter_context(VideoReader(src)), info
+    reader = stack.enter_context(Y4MReader(sys.stdin.buffer))
+    info = VideoInfo(width=reader.width, height=reader.height, rate=reader.rate, frame_count=0,
+                     start_time=Fraction(0), time_base=1 / reader.rate,
+                     timeline_start=Fraction(0), display_matrix=None, colour=reader.colour)
+    return reader, info
+
+
 def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
                       fps: Fraction | None = None, codec: str | None = None,
                       pix_fmt: str | None = None, crf: int = 18, combine: bool = False,
@@ -44,6 +61,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
     """Write `out`: `src` at `fps` frames per second, or with `interpolator.multi` frames
     per input interval when `fps` is None; audio and subtitle packets copied unchanged.
 
+    src, out: files, or PIPE (Path("-")) for a yuv4mpegpipe stream on stdin / stdout.
     fps: output frame k is shown at exactly t_0 + k / fps (t_0: the first input frame).
     codec, pix_fmt, crf: see `VideoWriter` (default: the input's bit depth and colour).
     combine: also write `comparison_path(out)`, input (each frame held) on the left and
@@ -54,24 +72,32 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
         raise UserError(f"--max_frames must be at least 2, got {max_frames}")
     if fps is not None and fps <= 0:
         raise UserError(f"the output frame rate must be positive, got {fps}")
-    info = probe_video(src)
+    if out == PIPE and (combine or codec):
+        raise UserError("a y4m stream on stdout is raw video: no --codec or --combine_video")
     targets = [out, comparison_path(out)] if combine else [out]
     for target in targets:
-        if target.resolve() == src.resolve():
+        if src != PIPE and target.resolve() == src.resolve():
             raise UserError(f"output {target} would replace the input video")
     timeline = RateTimeline(fps) if fps else MultiTimeline(interpolator.multi)
-    rate = timeline.rate(info.rate)
-    time_base = time_base_for(timeline.time_base(info.time_base, info.rate), info.timeline_start)
-    result = StreamResult(rate=rate)
+    label = "stdin" if src == PIPE else src.name
+    result = StreamResult()
     with contextlib.ExitStack() as stack:
-        reader = stack.enter_context(VideoReader(src))
-        widths = [info.width, 2 * info.width]  # output; input and output side by side
-        writers = [stack.enter_context(VideoWriter(
-            target, (width, info.height), rate, time_base=time_base,
-            time_offset=info.timeline_start, codec=codec, pix_fmt=pix_fmt, colour=info.colour,
-            crf=crf, display_matrix=info.display_matrix, copy_from=reader.copied_streams,
-            metadata=dict(reader.container.metadata)))
-            for target, width in zip(targets, widths)]
+        reader, info = _open_source(src, stack)
+        result.rate = rate = timeline.rate(info.rate)
+        time_base = time_base_for(timeline.time_base(info.time_base, info.rate),
+                                  info.timeline_start)
+        if out == PIPE:
+            writers = [stack.enter_context(Y4MWriter(
+                sys.stdout.buffer, (info.width, info.height), rate, pix_fmt=pix_fmt,
+                colour=info.colour, copy_from=reader.copied_streams))]
+        else:
+            widths = [info.width, 2 * info.width]  # output; input and output side by side
+            writers = [stack.enter_context(VideoWriter(
+                target, (width, info.height), rate, time_base=time_base,
+                time_offset=info.timeline_start, codec=codec, pix_fmt=pix_fmt,
+                colour=info.colour, crf=crf, display_matrix=info.display_matrix,
+                copy_from=reader.copied_streams, metadata=dict(reader.container.metadata)))
+                for target, width in zip(targets, widths)]
 
         def demuxed():
             """Runs ahead in a thread: ("packet", source stream index, packet) and frames."""
@@ -94,7 +120,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
                 writers[1].write(np.concatenate([source, image], axis=1), time)
 
         total = min(info.frame_count, max_frames or info.frame_count) or max_frames
-        bar = stack.enter_context(tqdm(total=total, unit="frame", desc=src.name,
+        bar = stack.enter_context(tqdm(total=total, unit="frame", desc=label,
                                        disable=not progress, dynamic_ncols=True))
         items = stack.enter_context(ReadAhead(demuxed(), name="decode"))
         output = stack.enter_context(WriteBehind(write, name="encode"))
@@ -111,6 +137,9 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
         for frame, image, source in interpolator.timeline(frames(), timeline):
             output.put(("frame", frame.time, image, source))
             result.frames_out += 1
+        if result.frames_in < 2:
+            raise UserError(f"{label} has {result.frames_in} video frame(s); "
+                            "interpolation needs at least 2")
     result.scene_cuts = list(interpolator.scene_cuts)
     return result
 

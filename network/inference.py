@@ -266,7 +266,7 @@ class Interpolator:
             return
         duration = previous.duration or (previous.time - before.time if before else None)
         if not duration:
-            raise UserError("a single frame has no duration to hold it for")
+            raise UserError("the input has 1 video frame; interpolation needs at least 2")
         for output in timeline.hold(index, previous.time, previous.time + duration):
             yield output, previous.image, previous.image
 

@@ -3,7 +3,10 @@
 Clips are kept to a few frames; `--crf 0` makes the H.264 stream lossless in YUV, so
 repeated frames decode identically and other frames differ from their source only by the
 yuv420p round trip."""
+import subprocess
+import sys
 from fractions import Fraction
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -179,3 +182,33 @@ def test_multi_must_be_a_power_of_two(run):
     with pytest.raises(SystemExit) as exit_info:
         run("--video", carphone(), "--multi", 3)
     assert exit_info.value.code == 2
+
+
+def test_y4m_pipe_between_two_real_processes(tmp_path, lite_ckpt):
+    clip = tmp_path / "in.mp4"
+    write_clip(clip, resized(decoded_frames(carphone(), 0, 4), (64, 48)), Fraction(25))
+    out = tmp_path / "out.mp4"
+    common = ["--ckpt", str(lite_ckpt), "--device", "cpu", "--global_off", "--no_progress"]
+    demo = [sys.executable, str(Path(demo_2x.__file__))]
+    first = subprocess.Popen([*demo, "--video", str(clip), "--out", "-", *common],
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    second = subprocess.run([*demo, "--video", "-", "--out", str(out), "--fps", "100", *common],
+                            stdin=first.stdout, capture_output=True, text=True, timeout=120)
+    first.stdout.close()
+    first_err = first.stderr.read().decode()
+    assert first.wait(timeout=60) == 0 and second.returncode == 0, first_err + second.stderr
+    assert "50 fps" in first_err  # its messages went to stderr, only video to the pipe
+    facts = video_stream_facts(out)
+    # 4 frames at 25 fps -> 8 at 50 fps (y4m: frame k at k/50 s) -> 16 at 100 fps.
+    assert facts["times"] == [Fraction(k, 100) for k in range(16)]
+    assert facts["average_rate"] == 100
+
+
+def test_pipe_argument_mistakes_are_one_line_errors(tmp_path, run, capsys):
+    cases = [(["--video", "-"], "give --out"),
+             (["--video", carphone(), "--out", "-", "--codec", "hevc"], "raw video"),
+             (["--video", carphone(), "--out", "-", "--combine_video"], "raw video")]
+    for argv, message in cases:
+        assert run(*argv) == 1
+        err = capsys.readouterr().err.strip().splitlines()
+        assert len(err) == 1 and message in err[0], argv
