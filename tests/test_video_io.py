@@ -1,5 +1,12 @@
-"""network.video: exact rates, stream copy, odd sizes, rotation, atomic writes, image files."""
+"""network.video: exact rates, stream copy, odd sizes, rotation, atomic writes (also on
+SIGTERM and SIGINT), image files."""
+import os
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
+from pathlib import Path
 
 import av
 import numpy as np
@@ -104,6 +111,35 @@ def test_failed_write_leaves_existing_file_and_no_partial(tmp_path):
         with VideoWriter(out, (64, 48), NTSC) as writer:
             writer.write(gradient_frames(1)[0])
             raise RuntimeError("interrupted")
+    assert out.read_bytes() == b"precious"
+    assert list(tmp_path.iterdir()) == [out]
+
+
+@pytest.mark.parametrize("signum, code, message", [(signal.SIGTERM, 143, "terminated"),
+                                                    (signal.SIGINT, 130, "interrupted")])
+def test_signal_mid_conversion_leaves_no_partial_and_keeps_existing_output(
+        tmp_path, lite_ckpt, signum, code, message):
+    out = tmp_path / "out.mp4"
+    out.write_bytes(b"precious")
+    partial = tmp_path / ".out.mp4.part"
+    command = [sys.executable, "demo_2x.py", "--video", str(bigbuckbunny()), "--out", str(out),
+               "--ckpt", str(lite_ckpt), "--device", "cpu", "--no_progress"]
+    process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+    try:
+        give_up = time.monotonic() + 300  # a guard against hanging, not a timing assertion
+        while not partial.exists():  # the writer is open: the conversion is under way
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < give_up, "the demo never started writing"
+            time.sleep(0.05)
+        process.send_signal(signum)
+        _, stderr = process.communicate(timeout=300)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == code, stderr.decode()
+    assert stderr.decode().strip().splitlines()[-1] == message
     assert out.read_bytes() == b"precious"
     assert list(tmp_path.iterdir()) == [out]
 
