@@ -244,6 +244,44 @@ def test_subtitles_and_audio_copied_where_the_container_holds_them(tmp_path, cap
     assert len([r for r in caplog.records if "leaving out" in r.getMessage()]) == 2
 
 
+def write_opus_clip(path: Path, srt: Path) -> None:
+    """10 grey frames at 25 fps (FFV1), 0.4 s of a 440 Hz tone in Opus and the SRT's subtitles."""
+    with av.open(str(srt)) as subtitles, av.open(str(path), "w") as out:
+        video = out.add_stream("ffv1", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        audio = out.add_stream("libopus", rate=48000, layout="mono")
+        text = out.add_stream_from_template(subtitles.streams.subtitles[0])
+        for index in range(10):
+            frame = av.VideoFrame.from_ndarray(np.full((48, 64, 3), 128, np.uint8), "rgb24")
+            frame.pts = index
+            out.mux(video.encode(frame))
+        tone = np.sin(2 * np.pi * 440 * np.arange(19200) / 48000).astype(np.float32)
+        for start in range(0, tone.size, 960):
+            samples = av.AudioFrame.from_ndarray(tone[None, start:start + 960], "flt", "mono")
+            samples.sample_rate, samples.pts = 48000, start
+            out.mux(audio.encode(samples))
+        out.mux(audio.encode(None))
+        out.mux(video.encode(None))
+        for packet in subtitles.demux():
+            if packet.size:
+                packet.stream = text
+                out.mux(packet)
+
+
+def test_webm_keeps_opus_and_leaves_out_srt(tmp_path, caplog):
+    srt = tmp_path / "subs.srt"
+    write_srt(srt)
+    src = tmp_path / "in.mkv"
+    write_opus_clip(src, srt)
+    convert(src, tmp_path / "out.webm")
+    with av.open(str(tmp_path / "out.webm")) as container:
+        assert [(s.type, s.codec_context.name) for s in container.streams] == [
+            ("video", "vp9"), ("audio", "opus")]
+    assert audio_packets(tmp_path / "out.webm") == audio_packets(src)
+    warnings = [r.getMessage() for r in caplog.records if "leaving out" in r.getMessage()]
+    assert warnings == ["leaving out subtitle stream #2 (srt): .webm files cannot hold it"]
+
+
 def exact_audio_packets(path: Path) -> list[tuple[bytes, Fraction]]:
     with av.open(str(path)) as container:
         return [(bytes(p), p.pts * p.time_base) for p in container.demux(audio=0) if p.size]

@@ -115,6 +115,16 @@ def test_failed_write_leaves_existing_file_and_no_partial(tmp_path):
     assert list(tmp_path.iterdir()) == [out]
 
 
+def test_writer_without_frames_is_an_error_and_leaves_nothing(tmp_path):
+    out = tmp_path / "out.mkv"
+    out.write_bytes(b"precious")
+    with pytest.raises(UserError, match="no video frames"):
+        with VideoWriter(out, (64, 48), NTSC):
+            pass
+    assert out.read_bytes() == b"precious"
+    assert list(tmp_path.iterdir()) == [out]
+
+
 @pytest.mark.parametrize("signum, code, message", [(signal.SIGTERM, 143, "terminated"),
                                                     (signal.SIGINT, 130, "interrupted")])
 def test_signal_mid_conversion_leaves_no_partial_and_keeps_existing_output(

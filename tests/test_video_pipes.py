@@ -113,6 +113,7 @@ def test_reader_takes_rate_size_depth_and_times_from_the_header():
         assert reader.copied_streams == [] and reader.display_matrix is None
         frames = list(reader.frames(limit=3))
     assert [f.time for f in frames] == [k / NTSC for k in range(3)]
+    assert all(f.duration == 1 / NTSC for f in frames)
     assert frames[0].image.dtype == np.uint16 and frames[0].image.shape == (16, 512, 3)
 
 

@@ -208,7 +208,11 @@ class VideoWriter:
         packet.pts, packet.dts = pts, dts  # unchanged for the next writer it is copied to
 
     def close(self) -> None:
-        """Flush the encoder, finish the file and move it to `path`."""
+        """Flush the encoder, finish the file and move it to `path`; UserError (and no file)
+        when no frame was written."""
+        if self.frames_written == 0:
+            self._discard()
+            raise UserError(f"no video frames to write to {self.path}")
         try:
             self.container.mux(self.stream.encode(None))
             self.container.close()

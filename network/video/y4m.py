@@ -51,7 +51,8 @@ class Y4MReader:
 
     def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
                limit: int | None = None) -> Iterator[TimedFrame]:
-        """Yield the frames as [H, W, 3] RGB (uint8, or uint16 above 8 bits) with their times.
+        """Yield the frames as [H, W, 3] RGB (uint8, or uint16 above 8 bits) with their times
+        and durations (1 / rate).
 
         on_packet: never called (y4m holds video only); limit: stop after this many frames.
         """
@@ -59,7 +60,7 @@ class Y4MReader:
             for index, frame in enumerate(self.container.decode(self.video)):
                 if limit is not None and index >= limit:
                     return
-                yield TimedFrame(frame_to_rgb(frame), index / self.rate)
+                yield TimedFrame(frame_to_rgb(frame), index / self.rate, 1 / self.rate)
         except av.FFmpegError as error:
             raise UserError(f"cannot decode {self.name} as yuv4mpegpipe "
                             f"({error.strerror or error})") from None
