@@ -115,6 +115,30 @@ def test_rgb_conversion_uses_the_matrix_and_range_both_ways(matrix, full_range, 
     assert back.dtype == np.uint8 and np.abs(back.astype(int) - red).max() <= 2
 
 
+def test_rgb_source_becomes_bt709_limited_yuv_at_its_depth(tmp_path):
+    src = tmp_path / "rgb.mkv"
+    x = np.linspace(0, 65535, 64)
+    image = np.stack(np.broadcast_arrays(x[None, :], x[::-1, None], np.full((64, 1), 30000.0)),
+                     axis=2).round().astype(np.uint16)  # smooth, survives 4:2:0
+    with av.open(str(src), "w") as out:
+        stream = out.add_stream("ffv1", rate=25)
+        stream.width, stream.height, stream.pix_fmt = 64, 64, "gbrp10le"
+        stream.codec_context.colorspace = 0  # AVCOL_SPC_RGB
+        for index in range(2):
+            frame = av.VideoFrame.from_ndarray(image, "rgb48le").reformat(format="gbrp10le")
+            frame.pts = index
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    out = tmp_path / "out.mkv"
+    convert(src, out, codec="ffv1")
+    facts = colour_facts(out)
+    assert (facts["pix_fmt"], facts["matrix"], facts["range"]) == ("yuv420p10le", 1, 1)
+    with av.open(str(out)) as container:
+        back = frame_to_rgb(next(container.decode(video=0)))
+    assert back.dtype == np.uint16
+    assert np.abs(back.astype(float) - image).mean() < 0.002 * 65535
+
+
 def test_codec_and_container_choices(tmp_path):
     cases = [("out.mkv", "ffv1", None, "yuv420p"), ("out.mov", "prores", None, "yuv422p10le"),
              ("out.webm", None, None, "yuv420p"), ("out.webm", "av1", None, "yuv420p"),

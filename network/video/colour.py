@@ -10,7 +10,7 @@ import numpy as np
 from av.video.reformatter import Interpolation
 
 # FFmpeg's enum values (libavutil/pixfmt.h).
-AVCOL_SPC_BT709, AVCOL_SPC_BT2020 = 1, (9, 10)
+AVCOL_SPC_RGB, AVCOL_SPC_BT709, AVCOL_SPC_BT2020 = 0, 1, (9, 10)
 AVCOL_UNSPECIFIED = 2
 AVCOL_RANGE_MPEG, AVCOL_RANGE_JPEG = 1, 2
 # swscale's default fast path darkens a yuv420p -> RGB conversion by about one level;
@@ -39,19 +39,25 @@ class StreamColour:
 
     @classmethod
     def of_frame(cls, frame: av.VideoFrame) -> "StreamColour":
-        """The colour description of a decoded frame (its tags and its pixel format's depth)."""
-        full_range = (frame.color_range == AVCOL_RANGE_JPEG
-                      or frame.format.name.startswith("yuvj"))
+        """The colour description of a decoded frame (its tags and its pixel format's depth).
+        RGB frames (PNG, FFV1/ProRes RGB) describe a limited-range YUV output."""
+        full_range = not frame.format.is_rgb and (frame.color_range == AVCOL_RANGE_JPEG
+                                                  or frame.format.name.startswith("yuvj"))
         return cls(matrix=frame.colorspace, primaries=frame.color_primaries,
                    transfer=frame.color_trc, full_range=full_range,
                    bit_depth=format_depth(frame.format.name))
 
     @property
+    def yuv_matrix(self) -> int:
+        """The matrix YUV output is converted with and tagged: the source's, BT.709 for RGB."""
+        return AVCOL_SPC_BT709 if self.matrix == AVCOL_SPC_RGB else self.matrix
+
+    @property
     def sws_matrix(self) -> str:
         """swscale's name of the YUV<->RGB matrix (BT.601 when untagged, as FFmpeg does)."""
-        if self.matrix == AVCOL_SPC_BT709:
+        if self.yuv_matrix == AVCOL_SPC_BT709:
             return "ITU709"
-        if self.matrix in AVCOL_SPC_BT2020:
+        if self.yuv_matrix in AVCOL_SPC_BT2020:
             return "BT2020"
         return "ITU601"
 
@@ -82,7 +88,7 @@ def rgb_to_frame(image: np.ndarray, pix_fmt: str, colour: StreamColour) -> av.Vi
     frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(image), format=rgb_format)
     frame = frame.reformat(format=pix_fmt, dst_colorspace=colour.sws_matrix,
                            dst_color_range=colour.sws_range, interpolation=COLOUR_CONVERSION)
-    frame.colorspace, frame.color_primaries = colour.matrix, colour.primaries
+    frame.colorspace, frame.color_primaries = colour.yuv_matrix, colour.primaries
     frame.color_trc = colour.transfer
     frame.color_range = AVCOL_RANGE_JPEG if colour.full_range else AVCOL_RANGE_MPEG
     return frame

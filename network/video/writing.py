@@ -149,7 +149,7 @@ class VideoWriter:
         if codec == "hevc" and container_format in ("mp4", "mov"):
             self.stream.codec_tag = "hvc1"  # the tag Apple's players require
         cc = self.stream.codec_context
-        cc.colorspace, cc.color_primaries = self.colour.matrix, self.colour.primaries
+        cc.colorspace, cc.color_primaries = self.colour.yuv_matrix, self.colour.primaries
         cc.color_trc = self.colour.transfer
         cc.color_range = 2 if self.colour.full_range else 1  # AVCOL_RANGE_JPEG / MPEG
         if display_matrix is not None:
