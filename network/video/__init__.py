@@ -8,7 +8,8 @@ Conventions:
   gets pts round((T - time_offset) / time_base), the only rounding; Matroska (.mkv, .webm)
   then stores milliseconds, rounded once from that exact value, never accumulated.
 * Colour: YUV <-> RGB uses the input's matrix (BT.601 when untagged, BT.709, BT.2020) and
-  range, both ways; matrix, primaries, transfer (PQ, HLG) and range tags are copied.
+  range, both ways; matrix, primaries, transfer (PQ, HLG) and range tags are copied. RGB
+  sources (FFV1/ProRes RGB) are written as BT.709 limited-range YUV, tagged so.
 * Depth and codec: output keeps the input's bit depth unless a pixel format is given.
   Default codec: H.264 up to 10 bits, HEVC above; in .webm, VP9 at 8 bits and AV1 above.
   `codec` may be h264, hevc, av1, vp9 (8-bit only in this build), ffv1 (lossless) or

@@ -1,7 +1,10 @@
 """Colour conversion between decoded YUV frames and RGB arrays, by the stream's matrix and range.
 
-8-bit sources become uint8 RGB; deeper sources (10, 12, 16 bits) become uint16 RGB on the full
-0..65535 scale, so a 10-bit gradient keeps all of its 1024 levels.
+8-bit sources become uint8 RGB; deeper sources (10, 12, 16 bits) become uint16 RGB on the
+0..65535 scale, so a 10-bit gradient keeps all of its levels. The scale is swscale's: white of
+limited-range 10/12-bit YUV is 65283 and of full-range 10-bit 65472, not 65535; converting
+back with the same StreamColour restores limited-range samples exactly (full range above
+8 bits: within 3 levels of 1023).
 """
 from dataclasses import dataclass
 
