@@ -134,7 +134,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
                 else:
                     output.put(item)
 
-        for frame, image, source in interpolator.timeline(frames(), timeline):
+        for frame, image, source in interpolator.outputs(frames(), timeline):
             output.put(("frame", frame.time, image, source))
             result.frames_out += 1
         if result.frames_in < 2:
@@ -168,7 +168,7 @@ def interpolate_folder(src: Path, out: Path, interpolator: Interpolator,
             yield TimedFrame(image, Fraction(index))
 
     result = StreamResult(frames_in=len(images))
-    for index, (_, image, _) in enumerate(interpolator.timeline(frames(), hold=False)):
+    for index, (_, image, _) in enumerate(interpolator.outputs(frames(), hold=False)):
         write_image(out / f"{index:08d}.png", image)
         result.frames_out += 1
     result.scene_cuts = list(interpolator.scene_cuts)

@@ -25,7 +25,8 @@ from .padding import InputPadder
 from .runtime import UserError, autocast
 from .scene import DEFAULT_SCENE_THRESHOLD, scene_change
 from .video import TimedFrame
-from .video.timeline import MultiTimeline, OutputFrame, midpoint_depth, midpoint_parents
+from .video.timeline import (MultiTimeline, OutputFrame, RateTimeline, midpoint_depth,
+                             midpoint_parents)
 
 PAD_DIVISOR = 64  # what the global-motion ensemble needs; the authors' demo pads to 64 too
 MULTIPLIERS = (2, 4, 8)
@@ -237,8 +238,9 @@ class Interpolator:
             for output, image in zip(outputs, images):
                 yield output, image, frame0.image
 
-    def timeline(self, frames: Iterable[TimedFrame], timeline=None, hold: bool = True
-                 ) -> Iterator[tuple[OutputFrame, np.ndarray, np.ndarray]]:
+    def outputs(self, frames: Iterable[TimedFrame],
+                timeline: MultiTimeline | RateTimeline | None = None, hold: bool = True
+                ) -> Iterator[tuple[OutputFrame, np.ndarray, np.ndarray]]:
         """Yield (output frame, its image, latest input image) for a stream of timed input
         frames (strictly increasing times), in time order; `batch` pairs are made at once.
 
@@ -273,6 +275,8 @@ class Interpolator:
 
 def _preview(frame: np.ndarray) -> np.ndarray:
     """Any supported image -> [H, W, 3] uint8 RGB for the scene-cut test."""
+    if frame.dtype == np.uint8 and frame.ndim == 3 and frame.shape[2] == 3:
+        return frame  # already what the test takes (the common case: 8-bit video)
     layout = _Layout(frame)
     return _from_unit(layout.colour(frame), np.dtype(np.uint8))
 

@@ -136,7 +136,7 @@ def test_interpolator_timeline_holds_cuts_and_the_last_frame():
     red[..., 0] = 255
     frames = [TimedFrame(grey, F(0)), TimedFrame(grey + 20, F(1, 10)),
               TimedFrame(red, F(3, 10), F(1, 5))]  # a cut, then red for 0.2 s
-    out = list(interpolator.timeline(frames, RateTimeline(F(20))))
+    out = list(interpolator.outputs(frames, RateTimeline(F(20))))
     assert [o.time for o, _, _ in out] == [F(k, 20) for k in range(10)]  # until 0.3 + 0.2 s
     assert interpolator.scene_cuts == [1]
     np.testing.assert_array_equal(out[1][1], grey + 10)  # halfway through the first pair
@@ -150,9 +150,9 @@ def test_interpolator_batches_pairs_with_the_same_results():
     rng = np.random.default_rng(0)
     frames = [TimedFrame(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), F(k, 25))
               for k in range(5)]
-    single = list(Interpolator(Average(), multi=4, scene_threshold=1).timeline(frames))
+    single = list(Interpolator(Average(), multi=4, scene_threshold=1).outputs(frames))
     model = Average()
-    batched = list(Interpolator(model, multi=4, scene_threshold=1, batch=3).timeline(frames))
+    batched = list(Interpolator(model, multi=4, scene_threshold=1, batch=3).outputs(frames))
     assert [o for o, _, _ in batched] == [o for o, _, _ in single]
     for (_, image, _), (_, expected, _) in zip(batched, single):
         np.testing.assert_array_equal(image, expected)
