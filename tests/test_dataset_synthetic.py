@@ -1,0 +1,124 @@
+"""Known-motion triplets: frames, true flows and the Vimeo90K-layout writer, checked against
+motions worked out by hand and against the frames themselves."""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+import train
+from dataset import KnownMotionTriplet, write_known_motion
+from dataset.synthetic import (KINDS, TEST_PHOTOS, TRAIN_PHOTOS, Layer, Motion, Scene, draw_scene,
+                               photograph, pixel_grid)
+from network import warp_backward
+
+
+def texture(height: int = 40, width: int = 48) -> np.ndarray:
+    """A crop of a training photograph, H x W x 3 float64."""
+    return photograph("astronaut")[100:100 + height, 200:200 + width]
+
+
+def psnr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(-10 * np.log10(np.mean((a - b) ** 2)))
+
+
+def warp(frame: np.ndarray, flow: np.ndarray) -> np.ndarray:
+    """H x W x 3 frame sampled at p + flow(p) ([2, H, W]) with the network's bilinear warp."""
+    image = torch.from_numpy(frame.transpose(2, 0, 1).copy())[None]
+    return warp_backward(image, torch.from_numpy(flow).double()[None])[0].numpy().transpose(1, 2, 0)
+
+
+def test_whole_pixel_translation_moves_the_photograph_by_half_a_shift_each_way():
+    photo = texture()
+    # Moves 4 px right and 2 px up from frame 0 to frame 1; middle pixel (0, 0) is photo (5, 6).
+    scene = Scene([Layer(photo, Motion(shift=(4.0, -2.0)), offset=(5.0, 6.0))], 24, 32)
+    im0, mid, im1 = (scene.frame(e) for e in (-0.5, 0.0, 0.5))
+    np.testing.assert_allclose(mid, photo[6:30, 5:37], atol=1e-12)
+    np.testing.assert_allclose(im0, photo[6 - 1:30 - 1, 5 + 2:37 + 2], atol=1e-12)
+    np.testing.assert_allclose(im1, photo[6 + 1:30 + 1, 5 - 2:37 - 2], atol=1e-12)
+    flow_t0, flow_t1, valid = scene.flows()
+    # Middle pixel p is at p - (2, -1) in frame 0 and at p + (2, -1) in frame 1.
+    assert (flow_t0[0] == -2).all() and (flow_t0[1] == 1).all()
+    assert (flow_t1[0] == 2).all() and (flow_t1[1] == -1).all()
+    # Valid: the source stays 2 px inside both frames: x - 2 >= 2 and x + 2 <= 29, etc.
+    expected = np.zeros((24, 32), dtype=bool)
+    expected[3:21, 4:28] = True
+    np.testing.assert_array_equal(valid, expected)
+
+
+def test_rotation_and_zoom_flows_match_the_closed_form():
+    angle, zoom, centre = math.radians(4.0), math.log(1.1), (10.0, 8.0)
+    scene = Scene([Layer(texture(), Motion(angle=angle, zoom=zoom, centre=centre),
+                         offset=(8.0, 8.0))], 20, 24)
+    flow_t0, flow_t1, _ = scene.flows()
+    assert np.abs(flow_t0[:, 8, 10]).max() < 1e-6                        # the fixed point
+    # 10 px right of the centre: at pose e the point is scaled by 1.1^e and turned by e * 4
+    # degrees (clockwise on screen, y down).
+    for e, flow in ((-0.5, flow_t0), (0.5, flow_t1)):
+        scale = 1.1 ** e
+        expected = (10 * scale * math.cos(e * angle) - 10, 10 * scale * math.sin(e * angle))
+        np.testing.assert_allclose(flow[:, 8, 20], expected, atol=1e-5)
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_true_flows_carry_the_outer_frames_onto_the_middle_one(kind):
+    rng = np.random.default_rng(7)
+    scene = draw_scene(rng, kind, TEST_PHOTOS, 64, 64, max_shift=6.0)
+    im0, mid, im1 = (scene.frame(e) for e in (-0.5, 0.0, 0.5))
+    flow_t0, flow_t1, valid = scene.flows()
+    assert 0.3 < valid.mean() < 1
+    average = psnr(((im0 + im1) / 2)[valid], mid[valid])
+    for frame, flow in ((im0, flow_t0), (im1, flow_t1)):
+        # Exact up to re-interpolating the photograph bilinearly.
+        assert psnr(warp(frame, flow)[valid], mid[valid]) > max(30.0, average + 10)
+    if kind == "layers":
+        # Background pixels that the ellipse covers in frame 0 are not valid, and the true
+        # flow finds the ellipse's photograph there instead.
+        background, ellipse = scene.layers
+        points = pixel_grid(64, 64)
+        there = background.motion.forward(points, -0.5)                  # in frame 0
+        hidden = (ellipse.signed_distance(points) > 3) & (
+            ellipse.coverage(ellipse.motion.inverse(there, -0.5)) == 1)
+        hidden &= ((there > 2) & (there < 61)).all(axis=-1)
+        assert hidden.sum() > 20 and not valid[hidden].any()
+        assert np.abs(warp(im0, flow_t0) - mid)[hidden].mean() > 0.05
+
+
+def test_writer_makes_a_deterministic_vimeo_layout_with_true_flows(tmp_path):
+    first = write_known_motion(tmp_path / "a", train=3, test=3, size=(64, 64), seed=5)
+    second = write_known_motion(tmp_path / "b", train=3, test=3, size=(64, 64), seed=5)
+    assert (first / "tri_trainlist.txt").read_text().split() == ["00001/0001", "00001/0002",
+                                                                  "00001/0003"]
+    assert (first / "tri_testlist.txt").read_text().split()[0] == "00002/0001"
+    for name in ("00001/0002/im1.png", "00002/0003/im3.png", "00002/0001/flow_t1.npy"):
+        assert (first / "sequences" / name).read_bytes() == (second / "sequences" / name).read_bytes()
+    assert not (first / "sequences" / "00001/0001/flow_t0.npy").exists()   # test split only
+
+    test = KnownMotionTriplet(first, "test")
+    im0, gt, im1, flow, valid = test[2]                                  # a "layers" scene
+    assert im0.shape == gt.shape == (3, 64, 64) and flow.shape == (4, 64, 64)
+    assert valid.shape == (1, 64, 64) and set(valid.unique().tolist()) == {0.0, 1.0}
+    scene = draw_scene(np.random.default_rng((5, True, 2)), "layers", TEST_PHOTOS, 64, 64, 6.0)
+    flow_t0, flow_t1, mask = scene.flows()
+    np.testing.assert_array_equal(flow.numpy(), np.concatenate((flow_t0, flow_t1)))
+    np.testing.assert_array_equal(valid[0].numpy() == 1, mask)
+    train_items = KnownMotionTriplet(first, "train", crop=32, seed=1)
+    assert [t.shape for t in train_items[0]] == [(3, 32, 32)] * 3
+
+
+def test_held_out_photographs_are_not_training_photographs():
+    assert not set(TRAIN_PHOTOS) & set(TEST_PHOTOS)
+    # Not the same picture under another name either.
+    shapes = {name: photograph(name).shape for name in TRAIN_PHOTOS + TEST_PHOTOS}
+    for held_out in TEST_PHOTOS:
+        for seen in TRAIN_PHOTOS:
+            assert shapes[held_out] != shapes[seen] or not np.array_equal(
+                photograph(held_out), photograph(seen))
+
+
+def test_train_cli_names_the_writer_when_the_set_is_missing(tmp_path, capsys):
+    assert train.main(["--synthetic_path", str(tmp_path / "none"), "--model_type", "lite",
+                       "--device", "cpu", "--log_dir", str(tmp_path / "runs"),
+                       "--model_checkpoints", str(tmp_path / "ck")]) == 1
+    error = capsys.readouterr().err.strip()
+    assert error.count("\n") == 0 and "python -m dataset.synthetic" in error
