@@ -12,7 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
-from dataset import SnuFilm, VimeoTriplet, X4KTrain
+from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from network import PRECISIONS, VARIANTS, UserError, detect_variant, read_state_dict
 from network.pretrained import resolve_checkpoint
 from trainer import DataSource, Distributed, TrainConfig, Trainer, latest_checkpoint
@@ -50,6 +50,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--vimeo_path", type=Path,
                        help="Vimeo90K triplet root (tri_trainlist.txt, tri_testlist.txt, "
                             "sequences/)")
+    group.add_argument("--synthetic_path", type=Path,
+                       help="known-motion triplets of photographs in the Vimeo90K layout (see "
+                            "dataset/synthetic.py; write one with python -m dataset.synthetic "
+                            "DIR), used instead of --vimeo_path; validation adds the flows' "
+                            "end-point errors")
     group.add_argument("--x4k_path", type=Path,
                        help="X4K1000FPS training root: the train/ folder or its parent")
     group.add_argument("--snufilm_path", type=Path,
@@ -61,7 +66,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--crop", type=int, help="training crop side in pixels")
     group.add_argument("--batch_size", type=int,
                        help="samples per optimizer step, all processes together")
-    group.add_argument("--num_workers", type=int, default=8, help="DataLoader worker processes")
+    group.add_argument("--num_workers", type=int,
+                       help="DataLoader worker processes per training process; unset: chosen "
+                            "from the usable cores (none on a 2-core CPU, up to 8 with CUDA), "
+                            "and the compute threads take the other cores")
     group.add_argument("--augment", action=argparse.BooleanOptionalAction, default=True,
                        help="flip/rotate/reverse training triplets (random crops stay)")
     group.add_argument("--x4k_odd_steps", action="store_true",
@@ -143,11 +151,19 @@ def required(value: Path | None, flag: str, what: str) -> Path:
 
 def vimeo_sources(args: argparse.Namespace, batch_size: int,
                   crop: int) -> tuple[DataSource, DataSource]:
-    """Vimeo90K training crops and the full-frame test list (the authors' validation set)."""
-    root = required(args.vimeo_path, "--vimeo_path", "the Vimeo90K triplet root")
-    train = VimeoTriplet(root, "train", crop=crop, augment=args.augment, seed=args.seed)
+    """Vimeo90K training crops and the full-frame test list (the authors' validation set); or
+    the same from a known-motion set, with --synthetic_path."""
+    if args.synthetic_path is not None:
+        root, kind = args.synthetic_path, KnownMotionTriplet
+        if not (root / "tri_trainlist.txt").is_file():
+            raise UserError(f"no known-motion set in {root}; write one with: python -m "
+                            f"dataset.synthetic {root}")
+    else:
+        root = required(args.vimeo_path, "--vimeo_path", "the Vimeo90K triplet root")
+        kind = VimeoTriplet
+    train = kind(root, "train", crop=crop, augment=args.augment, seed=args.seed)
     return (DataSource(train, batch_size, "vimeo"),
-            DataSource(VimeoTriplet(root, "test"), batch_size, "vimeo"))
+            DataSource(kind(root, "test"), batch_size, "vimeo"))
 
 
 def x4k_sources(args: argparse.Namespace, batch_size: int,

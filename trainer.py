@@ -26,8 +26,8 @@ from tqdm import tqdm
 
 from dataset import ShardedSampler
 from loss import laplacian_loss, warping_loss
-from network import (CheckpointError, InputPadder, Network, UserError, autocast,
-                     load_model_checkpoint, select_device)
+from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkConfig, UserError,
+                     autocast, load_model_checkpoint, select_device)
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +58,7 @@ class TrainConfig:
     val_every: int             # validate and save every N steps too (0: at epoch ends only)
     val_samples: int           # validate on the first N samples only (0: all)
     log_every: int             # TensorBoard training scalars every N steps (window means)
-    num_workers: int
+    num_workers: int | None    # DataLoader workers per process (None: chosen by share_cores)
     seed: int
     device: str
     model_checkpoints: Path    # checkpoint folder
@@ -155,6 +155,29 @@ class MetricSums:
         return {name: value / max(total.count, 1) for name, value in total.sums.items()}
 
 
+def usable_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, e.g. under taskset)."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def share_cores(device: torch.device, num_workers: int | None,
+                processes: int = 1) -> tuple[int, int]:
+    """(DataLoader workers, intra-op threads) of one of `processes` training processes on this
+    machine, such that workers + threads never exceed its share of the usable cores.
+
+    num_workers None chooses: on CUDA min(8, share - 1) workers (the GPU computes, the CPU
+    decodes); on CPU share // 4 (decoding is light next to the network: none on 2 or 3 cores).
+    The threads take the rest of the share, at least one. Workers compute with one thread each
+    (PyTorch's default in workers).
+    """
+    share = max(1, usable_cores() // max(processes, 1))
+    if num_workers is None:
+        num_workers = min(8, share - 1) if device.type == "cuda" else share // 4
+    return num_workers, max(1, share - num_workers)
+
+
 def learning_rate(step: int, init_lr: float, last_lr: float, total_steps: int,
                   warmup: int) -> float:
     """lr of optimizer step `step` (0-based): cosine from init_lr to last_lr over total_steps
@@ -211,13 +234,24 @@ def seed_everything(seed: int) -> None:
 
 
 class Trainer:
-    """Trains one phase: `Trainer(config, train_source, val_source).fit()`."""
+    """Trains one phase: `Trainer(config, train_source, val_source).fit()`.
 
-    def __init__(self, config: TrainConfig, train: DataSource, val: DataSource | None = None):
+    network: the architecture to build; None: the variant named by config.model_type.
+    """
+
+    def __init__(self, config: TrainConfig, train: DataSource, val: DataSource | None = None,
+                 network: NetworkConfig | None = None):
         self.config = config
+        self.network_config = network or VARIANTS[config.model_type]
         self.train_source, self.val_source = train, val
         self.dist = Distributed.from_env()
         self.device = self.dist.setup(config.device)
+        local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
+        self.num_workers, threads = share_cores(self.device, config.num_workers, local_processes)
+        if "OMP_NUM_THREADS" not in os.environ:      # an explicit setting is the user's choice
+            torch.set_num_threads(threads)
+        log.info("%d DataLoader workers, %d compute threads (of %d usable cores)",
+                 self.num_workers, torch.get_num_threads(), usable_cores())
         if config.batch_size % self.dist.world_size:
             raise UserError(f"--batch_size {config.batch_size} is not divisible by the "
                             f"{self.dist.world_size} processes")
@@ -260,10 +294,10 @@ class Trainer:
 
     def _build_model(self) -> Network:
         config = self.config
-        model = Network.from_variant(config.model_type, global_motion=config.global_motion,
-                                     ensemble_global_motion=False)
+        model = Network(self.network_config, global_motion=config.global_motion,
+                        ensemble_global_motion=False)
         count = sum(p.numel() for p in model.parameters())
-        log.info("ATM-VFI %s, phase %d: %.2f M parameters", config.model_type, config.phase,
+        log.info("ATM-VFI %s, phase %d: %.2f M parameters", model.variant, config.phase,
                  count / 1e6)
         if config.freeze == "local":
             model.set_local_motion_trainable(False)
@@ -354,7 +388,7 @@ class Trainer:
         worker_seed = (self.config.seed * 1_000_003 + epoch) * 1009 + self.dist.rank
         generator = torch.Generator().manual_seed(worker_seed % 2**63)
         return DataLoader(dataset, batch_size=batch_size, sampler=sampler, drop_last=train,
-                          num_workers=self.config.num_workers, generator=generator,
+                          num_workers=self.num_workers, generator=generator,
                           pin_memory=self.device.type == "cuda")
 
     # --- the loop --------------------------------------------------------------------------
@@ -433,27 +467,40 @@ class Trainer:
 
     @torch.no_grad()
     def validate(self, source: DataSource, tag: str = "val") -> dict[str, float]:
-        """Per-sample means over `source`: PSNR of the unpadded prediction and the loss terms
-        (computed on the frames padded to multiples of 64, the ground truth included)."""
+        """Per-sample means over `source`: PSNR of the unpadded prediction and of the plain
+        average of the two input frames (`psnr_average`, the trivial answer to beat), the loss
+        terms (computed on the frames padded to multiples of 64, the ground truth included)
+        and, for sets with true flows (`dataset.KnownMotionTriplet`), the end-point errors of
+        opt_flow_0/opt_flow_1 in pixels over the pixels marked valid (`epe_t0`, `epe_t1`).
+        The first batch is drawn to TensorBoard (`validation_images`)."""
         model = self.raw_model.eval()
         sums = MetricSums()
         loader = self._loader(source, 0, 0, train=False)
         for index, batch in enumerate(tqdm(loader, desc=tag, leave=False,
                                            disable=not self.dist.is_main)):
-            im0, gt, im1 = (t.to(self.device) for t in batch)
+            im0, gt, im1, *truth = (t.to(self.device) for t in batch)
             padder = InputPadder(im0.shape, divisor=64)
-            im0, im1, gt_padded = padder.pad(im0, im1, gt)
+            padded0, padded1, gt_padded = padder.pad(im0, im1, gt)
             with autocast(self.device, self.config.amp):
-                out = model(im0, im1)
+                out = model(padded0, padded1)
             pred = padder.unpad(out["I_t"]).float()
             count = gt.shape[0]
             terms = self.losses(out, gt_padded)
+            values = {"psnr": batch_psnr(pred, gt).sum().item(),
+                      "psnr_average": batch_psnr((im0 + im1) / 2, gt).sum().item()}
+            flows = [padder.unpad(out[key]).float() for key in ("opt_flow_0", "opt_flow_1")]
+            if truth:
+                true_flow, valid = truth
+                for name, flow, true in zip(("epe_t0", "epe_t1"), flows, true_flow.split(2, 1)):
+                    values[name] = end_point_error(flow, true, valid).sum().item()
             terms = {name: term.item() * count for name, term in terms.items()}
-            sums.add({"psnr": batch_psnr(pred, gt).sum().item(), **terms}, count)
+            sums.add({**values, **terms}, count)
             if index == 0 and self.writer is not None:
-                flow = padder.unpad(out["opt_flow_0"]).float()
-                grid = prediction_grid(padder.unpad(im0), padder.unpad(im1), flow, pred, gt)
-                self.writer.add_image(f"{tag}/images", grid, self.step)
+                mask = padder.unpad(out["occ_mask1"]).float()
+                true_flow = truth[0] if truth else None
+                for name, image in validation_images(im0, im1, pred, gt, flows, mask,
+                                                     true_flow).items():
+                    self.writer.add_image(f"{tag}/{name}", image, self.step)
         self.raw_model.train()
         return sums.means(self.dist)
 
@@ -492,7 +539,7 @@ class Trainer:
             "final learning rate": config.last_lr,
             "learning rate scheduler": "CosineAnnealingLR", "warmup step": config.warmup,
             "use gradient clipping": False, "train metric": train_metric,
-            "phase": config.phase, "model_type": config.model_type,
+            "phase": config.phase, "model_type": self.network_config.name,
             "global_motion": config.global_motion, "amp": config.amp,
             "world_size": self.dist.world_size, "total steps": self.total_steps,
         }
@@ -506,12 +553,34 @@ class Trainer:
         }
 
 
-def prediction_grid(im0: Tensor, im1: Tensor, flow: Tensor, pred: Tensor, gt: Tensor,
-                    max_samples: int = 4) -> Tensor:
-    """One row per sample: I0 | I1 | flow t->0 (colour-coded) | prediction | ground truth.
-    Inputs [B, 3, H, W] in [0, 1] (flow [B, 2, H, W], pixels) -> [3, H', W'] image."""
+def end_point_error(flow: Tensor, true: Tensor, valid: Tensor) -> Tensor:
+    """Mean Euclidean distance between `flow` and `true` ([B, 2, H, W], pixels) over the pixels
+    where `valid` [B, 1, H, W] is 1 -> [B] pixels (0 for a sample with no valid pixel)."""
+    distance = (flow.float() - true.float()).norm(dim=1)                 # [B, H, W]
+    weight = valid[:, 0].float()
+    return (distance * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp_min(1)
+
+
+def validation_images(im0: Tensor, im1: Tensor, pred: Tensor, gt: Tensor, flows: list[Tensor],
+                      mask: Tensor, true_flow: Tensor | None = None,
+                      max_samples: int = 4) -> dict[str, Tensor]:
+    """TensorBoard pictures of the first `max_samples` samples, one row each ([3, H', W'] in
+    [0, 1]):
+
+    images: frame 0 | prediction | ground truth | frame 1;
+    flows: flow t->0 | flow t->1 | blend weight of frame 0 (occ_mask1, white: frame 0 only)
+        [| true flow t->0 | true flow t->1], flows colour-coded on one common scale.
+
+    im0, im1, pred, gt: [B, 3, H, W] in [0, 1]; flows: two [B, 2, H, W] (t->0, t->1), pixels;
+    mask: [B, 1, H, W] in [0, 1]; true_flow: [B, 4, H, W] or None.
+    """
     n = min(max_samples, im0.shape[0])
-    flow_image = flow_to_image(flow[:n].float()).float() / 255
-    tiles = torch.stack([im0[:n].float(), im1[:n].float(), flow_image, pred[:n], gt[:n].float()],
-                        dim=1)                                           # [n, 5, 3, H, W]
-    return make_grid(tiles.flatten(0, 1).clamp(0, 1).cpu(), nrow=5, padding=2)
+    frames = torch.stack([t[:n].float().cpu() for t in (im0, pred, gt, im1)], dim=1)
+    vectors = [f[:n].float().cpu() for f in flows]
+    if true_flow is not None:
+        vectors += list(true_flow[:n].float().cpu().split(2, dim=1))
+    coloured = flow_to_image(torch.cat(vectors)).float().div(255).split(n)   # one scale
+    tiles = [*coloured[:2], mask[:n].float().cpu().expand(-1, 3, -1, -1), *coloured[2:]]
+    motion = torch.stack(tiles, dim=1)                                     # [n, k, 3, H, W]
+    return {name: make_grid(grid.flatten(0, 1).clamp(0, 1), nrow=grid.shape[1], padding=2)
+            for name, grid in (("images", frames), ("flows", motion))}

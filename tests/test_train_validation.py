@@ -1,0 +1,68 @@
+"""What validation reports and draws, and how training shares the CPU cores."""
+import cv2
+import numpy as np
+import pytest
+import torch
+
+import train
+from dataset import write_known_motion
+from trainer import end_point_error, share_cores, usable_cores
+from training_data import smoke_args
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+
+def test_end_point_error_averages_distances_over_valid_pixels():
+    flow = torch.zeros(2, 2, 2, 2)
+    true = torch.zeros(2, 2, 2, 2)
+    true[0, 0, 0, 0] = 3.0
+    true[0, 1, 0, 0] = 4.0            # 5 px off at (0, 0)
+    true[0, 0, 1, 1] = 1.0            # 1 px off at (1, 1), not valid below
+    valid = torch.ones(2, 1, 2, 2)
+    valid[0, 0, 1, 1] = 0
+    valid[1] = 0                      # a sample without valid pixels scores 0
+    torch.testing.assert_close(end_point_error(flow, true, valid), torch.tensor([5 / 3, 0.0]))
+
+
+def test_cores_are_never_oversubscribed():
+    cores = usable_cores()
+    cpu, cuda = torch.device("cpu"), torch.device("cuda")
+    for device in (cpu, cuda):
+        for requested in (None, 0, 1, 3):
+            for processes in (1, 2):
+                workers, threads = share_cores(device, requested, processes)
+                share = max(1, cores // processes)
+                assert threads >= 1 and (workers + threads <= share or threads == 1)
+                assert requested is None or workers == requested
+    assert share_cores(cpu, None) == (cores // 4, cores - cores // 4)
+
+
+@pytest.fixture(scope="module")
+def known_motion(tmp_path_factory):
+    return write_known_motion(tmp_path_factory.mktemp("known_motion") / "set", train=4, test=2,
+                              size=(64, 64), seed=3)
+
+
+def test_validation_logs_the_averaging_baseline_flow_errors_and_pictures(known_motion, tmp_path):
+    assert train.main(["--phase", "1", "--synthetic_path", str(known_motion), "--epochs", "1",
+                       "--max_steps", "1", *smoke_args(tmp_path), "--val_samples", "0"]) == 0
+    events = EventAccumulator(str(tmp_path / "runs"))
+    events.Reload()
+    scalars = {tag: events.Scalars(tag)[-1].value for tag in events.Tags()["scalars"]}
+    # The baseline, computed here from the written files.
+    expected = []
+    for name in (known_motion / "tri_testlist.txt").read_text().split():
+        folder = known_motion / "sequences" / name
+        im0, gt, im1 = (cv2.imread(str(folder / f"im{k}.png")).astype(np.float64) / 255
+                        for k in (1, 2, 3))
+        expected.append(-10 * np.log10(np.mean(((im0 + im1) / 2 - gt) ** 2)))
+    assert scalars["val/psnr_average"] == pytest.approx(np.mean(expected), abs=1e-3)
+    assert {"val/psnr", "val/epe_t0", "val/epe_t1"} <= set(scalars)
+    # An untrained network's flows are near zero: their error is about the true flows' size.
+    true = np.concatenate([np.load(known_motion / "sequences" / name / "flow_t0.npy")[None]
+                           for name in ("00002/0001", "00002/0002")])
+    assert 0.5 * np.linalg.norm(true, axis=1).mean() < scalars["val/epe_t0"] < 20
+    images = {tag: events.Images(tag)[-1] for tag in events.Tags()["images"]}
+    # Two samples of 64 x 64 in rows, tiles separated by 2 pixels: 4 frames; 5 flow tiles
+    # (two predicted flows, the occlusion mask, two true flows).
+    assert (images["val/images"].height, images["val/images"].width) == (134, 4 * 66 + 2)
+    assert (images["val/flows"].height, images["val/flows"].width) == (134, 5 * 66 + 2)
