@@ -164,6 +164,7 @@ def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, ca
         (["--video", carphone(), "--crf", 60], "--crf"),
         (["--frames_dir", empty_dir, "--out", tmp_path / "frames_out"], "0 image(s)"),
         (["--frames_dir", tmp_path / "nowhere", "--out", tmp_path / "frames_out"], "not found"),
+        (["--frames_dir", empty_dir, "--out", tmp_path / "frames_out", "--fps", 60], "--fps needs"),
     ]
     for argv, message in cases:
         if "--out" not in argv:
@@ -178,9 +179,11 @@ def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, ca
                                                           "single.mp4"]
 
 
-def test_multi_must_be_a_power_of_two(run):
+@pytest.mark.parametrize("argv", [["--multi", 3], ["--fps", "fast"], ["--fps", "0"],
+                                  ["--multi", 4, "--fps", 60]])
+def test_bad_rate_flags_get_usage_and_exit_2(run, argv):
     with pytest.raises(SystemExit) as exit_info:
-        run("--video", carphone(), "--multi", 3)
+        run("--video", carphone(), *argv)
     assert exit_info.value.code == 2
 
 
