@@ -84,6 +84,12 @@ def audio_times(path: Path) -> list[tuple[bytes, Fraction]]:
         return [(bytes(p), F(p.pts) * p.time_base) for p in container.demux(audio=0) if p.size]
 
 
+def stream_starts(path: Path) -> list[Fraction]:
+    """Each stream's start time from the container header (after MP4 edit lists), exact."""
+    with av.open(str(path)) as container:
+        return [F(s.start_time) * s.time_base for s in container.streams]
+
+
 def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(float) - b).mean())
 
@@ -164,15 +170,20 @@ def test_streams_starting_apart_are_shifted_together_to_zero(tmp_path, run):
     for start, stop in zip(times, times[1:] + [end]):
         expected += [start - shift, (start + stop) / 2 - shift]
     assert video_stream_facts(out)["times"] == expected  # the 0.1 s offset is kept
+    assert stream_starts(out) == [start - shift for start in stream_starts(clip)]
 
 
-def test_audio_starting_before_the_video_keeps_its_lead(tmp_path, run):
-    clip = tmp_path / "lead.mp4"
-    timed_clip(clip, moving_square(2), [18000, 21000], audio_start=0)  # video from 0.2 s
+@pytest.mark.parametrize("video_start, audio_start", [(18000, 0), (0, 4800)])
+def test_audio_starting_before_or_after_the_video_keeps_its_offset(tmp_path, run, video_start,
+                                                                   audio_start):
+    clip = tmp_path / "offset.mp4"  # audio 0.2 s ahead of the video, or 0.1 s behind it
+    timed_clip(clip, moving_square(2), [video_start, video_start + 3000], audio_start=audio_start)
     times, end = input_times(clip)
-    out = tmp_path / "lead_2x.mp4"
+    assert min(stream_starts(clip)) == 0  # nothing to shift
+    out = tmp_path / "offset_2x.mp4"
     assert run("--video", clip, "--out", out) == 0
-    assert audio_times(out) == audio_times(clip)
+    assert audio_times(out) == audio_times(clip)  # MP2's priming packet starts before 0
+    assert stream_starts(out) == stream_starts(clip)
     assert video_stream_facts(out)["times"] == [times[0], (times[0] + times[1]) / 2, times[1],
                                                 (times[1] + end) / 2]
 

@@ -127,7 +127,7 @@ class VideoWriter:
             self._add_video_stream(codec, size, crf, preset, display_matrix, container_format)
             self._copied = self._add_copied_streams(copy_from)
             if container_format in ("mp4", "mov"):
-                self._exact_edit_lists(copy_from)
+                self._exact_edit_lists()
             for key, value in (metadata or {}).items():
                 if key not in MUXER_TAGS:
                     self.container.metadata[key] = value
@@ -155,7 +155,9 @@ class VideoWriter:
         if display_matrix is not None:
             self.stream.set_display_matrix(display_matrix)
 
-    def _add_copied_streams(self, streams: Iterable[av.stream.Stream]) -> dict:
+    def _add_copied_streams(self, streams: Iterable[av.stream.Stream]) -> dict[
+            int, tuple[av.stream.Stream, av.stream.Stream]]:
+        """{input stream index: (input stream, output stream)} for the streams kept."""
         supported = self.container.supported_codecs
         copied = {}
         for stream in streams:
@@ -164,14 +166,16 @@ class VideoWriter:
                 log.warning("leaving out %s stream #%d (%s): %s files cannot hold it",
                             stream.type, stream.index, codec, self.path.suffix)
                 continue
-            copied[stream.index] = self.container.add_stream_from_template(stream)
+            copied[stream.index] = (stream, self.container.add_stream_from_template(stream))
         return copied
 
-    def _exact_edit_lists(self, copied: Iterable[av.stream.Stream]) -> None:
+    def _exact_edit_lists(self) -> None:
         """MP4/MOV store where a stream starts (its edit list) in the movie timescale, 1 ms by
-        default; use one that holds every stream's ticks exactly when it fits in 31 bits."""
-        denominators = [self.time_base.denominator]
-        denominators += [s.time_base.denominator for s in copied if s.time_base]
+        default; use a multiple of it that holds every stream's ticks exactly when it fits
+        in 31 bits."""
+        denominators = [1000, self.time_base.denominator]
+        denominators += [source.time_base.denominator for source, _ in self._copied.values()
+                         if source.time_base]
         timescale = math.lcm(*denominators)
         if timescale < 2**31:
             self.container.options["movie_timescale"] = str(timescale)
@@ -192,20 +196,20 @@ class VideoWriter:
 
     def copy_packet(self, packet: av.Packet, source_index: int) -> None:
         """Mux a packet of the `copy_from` stream with index `source_index`: same bytes, its
-        timestamps moved by -time_offset (rounded once, in the packet's time base)."""
-        target = self._copied.get(source_index)
-        if target is None:
+        timestamps moved by -time_offset (rounded once, in the packet's time base). The
+        packet is left as it came, so it can be copied to another writer too."""
+        if source_index not in self._copied:
             return
-        pts, dts = packet.pts, packet.dts
+        kept = packet.pts, packet.dts, packet.duration, packet.time_base, packet.stream
         if self.time_offset:
             shift = nearest(self.time_offset / packet.time_base)
             if packet.pts is not None:
                 packet.pts -= shift
             if packet.dts is not None:
                 packet.dts -= shift
-        packet.stream = target
-        self.container.mux(packet)
-        packet.pts, packet.dts = pts, dts  # unchanged for the next writer it is copied to
+        packet.stream = self._copied[source_index][1]
+        self.container.mux(packet)  # rescales the packet to the output stream's time base
+        packet.pts, packet.dts, packet.duration, packet.time_base, packet.stream = kept
 
     def close(self) -> None:
         """Flush the encoder, finish the file and move it to `path`; UserError (and no file)
