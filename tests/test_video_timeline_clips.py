@@ -255,3 +255,23 @@ def test_avi_without_timestamps_per_frame_keeps_its_rate(tmp_path, run):
     facts = video_stream_facts(out)
     assert facts["size"] == (768, 576) and facts["average_rate"] == 20
     assert facts["times"] == [F(k, 20) for k in range(4)]
+
+
+def test_frame_repeating_a_timestamp_is_skipped_with_a_warning(tmp_path, run, caplog):
+    clip = tmp_path / "repeat.mkv"  # Matroska accepts a repeated timestamp; PyAV decodes both
+    with av.open(str(clip), "w") as out:
+        video = out.add_stream("libx264", rate=25)
+        video.width, video.height, video.pix_fmt = 64, 48, "yuv420p"
+        video.codec_context.time_base = F(1, 1000)
+        video.options = {"crf": "0", "bframes": "0"}
+        for rgb, ms in zip(moving_square(5), [0, 40, 40, 80, 120]):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = ms, F(1, 1000)
+            out.mux(video.encode(frame))
+        out.mux(video.encode(None))
+    caplog.set_level("WARNING")
+    out = tmp_path / "repeat_2x.mp4"
+    assert run("--video", clip, "--out", out) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "0.040 s: not after the previous frame" in warnings[0]
+    assert video_stream_facts(out)["times"] == [F(k, 50) for k in range(8)]
