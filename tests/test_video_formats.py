@@ -1,5 +1,5 @@
 """network.video formats: bit depth, colour matrix/range/tags, codecs, containers, exact
-timestamps (Matroska's milliseconds), time offsets and subtitles."""
+timestamps (Matroska's milliseconds), time offsets and subtitles; 10-bit PQ through demo_2x."""
 import math
 from fractions import Fraction
 from pathlib import Path
@@ -8,7 +8,9 @@ import av
 import numpy as np
 import pytest
 
-from network import UserError
+import demo_2x
+from network import UserError, load_network
+from network.inference import interpolate
 from network.video import StreamColour, VideoReader, VideoWriter, probe_video, rgb_to_frame
 from network.video.colour import frame_to_rgb
 from video_clips import audio_packets, bigbuckbunny, video_stream_facts, write_clip
@@ -361,3 +363,22 @@ def test_one_packet_copied_into_two_writers_lands_right_in_both(tmp_path):
     assert exact_audio_packets(tmp_path / "out.mp4") == source
     assert exact_audio_packets(tmp_path / "out.mkv") == [
         (data, Fraction(half_up((time + delay) * 1000), 1000)) for data, time in source]
+
+
+def test_demo_interpolates_ten_bit_pq_at_ten_bits(tmp_path, lite_ckpt):
+    src = tmp_path / "pq.mkv"
+    write_deep_clip(src, "libx265", BT2020, {"x265-params": "lossless=1:log-level=error"})
+    out = tmp_path / "out.mkv"
+    assert demo_2x.main(["--video", str(src), "--out", str(out), "--ckpt", str(lite_ckpt),
+                         "--device", "cpu", "--no_progress", "--crf", "0"]) == 0
+    facts = colour_facts(out)
+    assert (facts["pix_fmt"], facts["matrix"], facts["primaries"], facts["transfer"],
+            facts["range"]) == ("yuv420p10le", *BT2020, 1)
+    info = probe_video(src)
+    with VideoReader(src) as reader:
+        first, second = (frame.image for frame in reader.frames(limit=2))
+    middle = interpolate(first, second, load_network(lite_ckpt, device="cpu"))  # uint16
+    expected = rgb_to_frame(middle, "yuv420p10le", info.colour).to_ndarray()[:32].astype(int)
+    made = luma_rows(out)[1].astype(int)  # the in-between frame
+    assert len(np.unique(expected[0])) > 256 and len(np.unique(made)) > 256
+    assert np.abs(made - expected[0]).mean() < 2  # of 1023 levels, after H.264 at crf 0
