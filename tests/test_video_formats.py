@@ -154,6 +154,8 @@ def test_codec_and_container_choices(tmp_path):
                 writer.write(np.zeros((64, 64, 3), np.uint8))
         facts = video_stream_facts(out)
         assert (facts["codec"], facts["pix_fmt"]) == (expected_codec[codec], want), name
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.video[0].codec_context.codec_tag == "hvc1"  # Apple players
     deep = StreamColour(bit_depth=10)
     for name, codec, pix_fmt, message in [("x.webm", "h264", None, "cannot hold h264"),
                                           ("x.mov", "ffv1", None, "cannot hold ffv1"),

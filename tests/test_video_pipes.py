@@ -135,3 +135,8 @@ def test_writer_warns_for_left_out_streams_and_times_it_cannot_keep(tmp_path, ca
     assert "holds video only" in messages[0] and "constant-rate" in messages[1]
     _, pix_fmt, frames = y4m_planes(output.getvalue())
     assert (pix_fmt, len(frames)) == ("yuv420p", 3)
+
+
+def test_writer_refuses_a_pixel_format_y4m_cannot_hold():
+    with pytest.raises(UserError, match="cannot hold nv12"):
+        Y4MWriter(io.BytesIO(), (32, 16), Fraction(25), pix_fmt="nv12")

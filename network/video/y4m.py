@@ -103,6 +103,12 @@ class Y4MWriter:
         self.stream.width, self.stream.height = size
         self.stream.pix_fmt = self.pix_fmt
         self.stream.codec_context.color_range = 2 if self.colour.full_range else 1
+        try:
+            self.container.start_encoding()  # writes the header; checks the pixel format
+        except av.FFmpegError:
+            self.container.close()
+            raise UserError(f"a y4m stream cannot hold {self.pix_fmt} (try yuv420p, "
+                            "yuv422p, yuv444p or their 10/12/16-bit forms)") from None
         self.frames_written = 0
         self._first_time: Fraction | None = None
         self._warned_vfr = False
