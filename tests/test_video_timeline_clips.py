@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 import demo_2x
+from network import Interpolator, interpolate_video, load_network, parse_rate
 from video_clips import (audio_packets, bigbuckbunny, decoded_frames, resized, video_stream_facts,
                          write_clip)
 
@@ -275,3 +276,15 @@ def test_frame_repeating_a_timestamp_is_skipped_with_a_warning(tmp_path, run, ca
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert len(warnings) == 1 and "0.040 s: not after the previous frame" in warnings[0]
     assert video_stream_facts(out)["times"] == [F(k, 50) for k in range(8)]
+
+
+def test_python_api_takes_the_same_rate_and_reports_counts(tmp_path, lite_ckpt, device):
+    clip = tmp_path / "vfr.mp4"
+    timed_clip(clip, moving_square(4), [0, 3000, 12000, 15000])  # ends at 0.2167 s
+    model = load_network(lite_ckpt, device=device, global_motion=False)
+    out = tmp_path / "api.mkv"
+    result = interpolate_video(clip, out, Interpolator(model, batch=2), fps=parse_rate("29.97"),
+                               progress=False)
+    assert (result.frames_in, result.frames_out, result.rate) == (4, 7, F(30000, 1001))
+    # Matroska keeps milliseconds: each time k * 1001/30000 s rounded once.
+    assert video_stream_facts(out)["times"] == [F(round(k * F(1001, 30)), 1000) for k in range(7)]
