@@ -47,7 +47,8 @@ def write_deep_clip(path: Path, codec: str, tags: tuple[int, int, int], options:
 def luma_rows(path: Path) -> list[np.ndarray]:
     """The first luma row of every frame, as stored (no colour conversion)."""
     with av.open(str(path)) as container:
-        return [frame.to_ndarray(format=frame.format.name)[0] for frame in container.decode(video=0)]
+        return [frame.to_ndarray(format=frame.format.name)[0]
+                for frame in container.decode(video=0)]
 
 
 def colour_facts(path: Path) -> dict:

@@ -122,7 +122,7 @@ def test_reader_rejects_a_stream_that_is_not_y4m():
         Y4MReader(io.BytesIO(b"RIFF this is no video"))
 
 
-def test_writer_warns_for_left_out_streams_and_times_it_cannot_keep(tmp_path, caplog):
+def test_writer_warns_for_left_out_streams_and_times_it_cannot_keep(caplog):
     with av.open(str(carphone())) as container:
         stream = container.streams.video[0]  # stands in for a stream the caller would copy
         output = io.BytesIO()
