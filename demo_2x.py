@@ -64,7 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     timing = video.add_mutually_exclusive_group()
     timing.add_argument("--multi", type=int, choices=MULTIPLIERS, default=2,
                         help="output frames per input interval; 4 and 8 interpolate recursively")
-    timing.add_argument("--fps", type=_rate, default=None,
+    timing.add_argument("--fps", type=_rate, default=None, metavar="RATE",
                         help="video only: output frame rate, e.g. 60, 59.94 (= 60000/1001) or "
                              "60000/1001; frames between inputs by recursive midpoints")
     video.add_argument("--scene_threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
@@ -82,7 +82,8 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--crf", type=int, default=18,
                        help="quality, 0 (best) to 51 (worst); 18 looks lossless")
     video.add_argument("--batch", type=int, default=1,
-                       help="frame pairs per network pass (speeds up GPUs; no gain on CPUs)")
+                       help="run up to N midpoints, from up to N frame pairs, as one network "
+                            "pass (speeds up GPUs; no gain on CPUs)")
     video.add_argument("--max_frames", type=int, default=None,
                        help="use only the first N frames of the video (and its audio up to them)")
     video.add_argument("--no_progress", action="store_true", help="hide the progress bar")
