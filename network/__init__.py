@@ -17,7 +17,7 @@ from .inference import Interpolator, inference_2frame, interpolate, interpolate_
 from .model import Network
 from .padding import InputPadder
 from .pretrained import resolve_checkpoint
-from .runtime import PRECISIONS, UserError, autocast, select_device
+from .runtime import PRECISIONS, UserError, autocast, compile_network, select_device
 from .video import VideoReader, VideoWriter, probe_video
 from .warp import downsample_half, upsample_flow, warp_backward
 
@@ -27,5 +27,5 @@ __all__ = [
     "load_model_checkpoint", "load_network", "read_checkpoint", "read_state_dict",
     "downsample_half", "upsample_flow", "warp_backward", "Interpolator", "inference_2frame",
     "interpolate", "interpolate_folder", "interpolate_video", "resolve_checkpoint", "VideoReader",
-    "VideoWriter", "probe_video",
+    "VideoWriter", "probe_video", "compile_network",
 ]
