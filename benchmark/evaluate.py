@@ -21,7 +21,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from network import PRECISIONS, InputPadder, UserError, autocast, load_network, select_device
+from network import (PRECISIONS, InputPadder, UserError, autocast, compile_network, load_network,
+                     select_device)
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
 
@@ -90,6 +91,9 @@ def benchmark_parser(description: str, *, swap_order_flag: bool = False) -> argp
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                         help="arithmetic of the forward pass (the published protocol is fp32)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network (one graph per frame size, built on "
+                             "first use: pays off only over many frames of few sizes)")
     parser.add_argument("--TTA", action="store_true",
                         help="flip test-time augmentation: average with the 180°-rotated pass")
     if swap_order_flag:
@@ -230,6 +234,8 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
                          global_motion=protocol.global_motion)
     model.global_motion = protocol.global_motion
     model.ensemble_global_motion = False
+    if args.compile:
+        compile_network(model)
     logger.info("%s: %s variant on %s, %.2f M parameters", args.ckpt, model.variant, device,
                 sum(p.numel() for p in model.parameters()) / 1e6)
 

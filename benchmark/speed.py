@@ -24,9 +24,23 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from network import InputPadder, Network, UserError, autocast, select_device
-from network.runtime import cpu_has_native
+from network.runtime import compile_network, cpu_has_native
 
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
+
+
+def cpu_name() -> str:
+    """The CPU's model name and its bf16 instructions, from /proc/cpuinfo where there is one."""
+    cpuinfo = Path("/proc/cpuinfo")
+    if cpuinfo.exists():
+        lines = cpuinfo.read_text().splitlines()
+        model = next((line.split(":", 1)[1].strip() for line in lines
+                      if line.startswith("model name")), platform.machine())
+        flags = next((line.split(":", 1)[1].split() for line in lines
+                      if line.startswith("flags")), [])
+        native = [flag for flag in ("avx512_bf16", "amx_bf16", "amx_fp16") if flag in flags]
+        return f"{model} ({', '.join(native) or 'no bf16 instructions'})"
+    return platform.processor() or platform.machine()
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -99,9 +113,11 @@ def authors_network_class(checkout: Path, variant: str) -> type:
 
 
 def run_one(variant: str, size: tuple[int, int], precision: str, device_name: str,
-            global_motion: bool, repeats: int, reference: Path | None, queue: mp.Queue) -> None:
+            global_motion: bool, repeats: int, reference: Path | None, compile_model: bool,
+            queue: mp.Queue) -> None:
     """Child process: time one configuration (the authors' code when `reference` is their
-    checkout, else ours) and report through `queue`."""
+    checkout, else ours; compiled with torch.compile when `compile_model`) and report through
+    `queue`."""
     torch.manual_seed(0)
     logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
     device = torch.device(device_name)
@@ -117,6 +133,8 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
             return
         no_grad = torch.no_grad       # as their demo runs it
     model = model.to(device).eval()
+    if compile_model:
+        compile_network(model)
     frames = torch.rand(2, 1, 3, *size, device=device)
     padder = InputPadder(frames.shape, divisor=64)
     im0, im1 = padder.pad(frames[0], frames[1])
@@ -129,7 +147,10 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
             synchronize(device)
             times.append(time.perf_counter() - start)
     timed = times[1:] if repeats else times
-    queue.put({"latency_s": min(timed), "peak_memory_gib": peak_memory_gib(device)})
+    report = {"latency_s": min(timed), "peak_memory_gib": peak_memory_gib(device)}
+    if compile_model:
+        report["first_call_s"] = times[0]     # compilation included
+    queue.put(report)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -144,6 +165,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global_off", action="store_true", help="run without the global motion branch")
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed runs per configuration after one warm-up (0: time the warm-up)")
+    parser.add_argument("--compile", action="store_true",
+                        help="torch.compile the network first (ours only); the first call, which "
+                             "compiles, is reported separately as first_call_s")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     parser.add_argument("--reference", type=Path, metavar="CHECKOUT",
                         help="a checkout of the authors' repository (Gancheekim/ATM-VFI): time "
@@ -171,7 +195,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
-    machine = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+    machine = {"device": str(device), "cpu": cpu_name(), "compiled": args.compile,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "throughput_gflops": {p: measure_throughput(device, p) for p in precisions}}
     machine["emulated_precisions"] = [p for p in precisions
@@ -203,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
                     queue = context.Queue()
                     child = context.Process(target=run_one, args=(
                         variant, size, precision, str(device), not args.global_off, args.repeats,
-                        reference, queue))
+                        reference, args.compile and reference is None, queue))
                     child.start()
                     child.join()
                     report = queue.get() if not queue.empty() else {}
@@ -222,6 +246,8 @@ def main(argv: list[str] | None = None) -> int:
                             f"{row['latency_s']:10.3f} {row['frames_per_s']:9.2f} "
                             f"{row['peak_memory_gib']:9.2f} {gflop:8.1f} "
                             f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}")
+                    if "first_call_s" in row:
+                        line += f"   first call (compiling) {row['first_call_s']:.1f} s"
                     if reference is None:
                         ours = row
                     elif ours is not None:

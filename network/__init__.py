@@ -19,7 +19,7 @@ from .inference import Interpolator, inference_2frame, interpolate
 from .model import Network
 from .padding import InputPadder
 from .pretrained import resolve_checkpoint
-from .runtime import PRECISIONS, UserError, autocast, select_device
+from .runtime import PRECISIONS, UserError, autocast, compile_network, select_device
 from .video import TimedFrame, VideoReader, VideoWriter, probe_video
 from .video.timeline import parse_rate
 from .warp import downsample_half, upsample_flow, warp_backward
@@ -30,5 +30,5 @@ __all__ = [
     "load_model_checkpoint", "load_network", "read_checkpoint", "read_state_dict",
     "downsample_half", "upsample_flow", "warp_backward", "Interpolator", "inference_2frame",
     "interpolate", "interpolate_folder", "interpolate_video", "resolve_checkpoint", "TimedFrame",
-    "VideoReader", "VideoWriter", "probe_video", "parse_rate",
+    "VideoReader", "VideoWriter", "probe_video", "parse_rate", "compile_network",
 ]

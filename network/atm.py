@@ -127,6 +127,9 @@ def fused_windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | Non
     if offsets is not None:
         positions = offsets[:, 0, :].t().to(v.dtype)                    # [N, 2] = p_j - p_0
         v = torch.cat((v, positions.expand(v.shape[0], heads, cells, 2)), dim=-1)
+        # Two zero columns leave q.k unchanged and give q, k and v one width: the CPU kernel
+        # takes its fused (flash) path only then, ~3x faster than the unfused fallback.
+        q, k = F.pad(q, (0, 2)), F.pad(k, (0, 2))
     if mask is None:
         out = F.scaled_dot_product_attention(q, k, v, scale=scale)
     else:

@@ -10,23 +10,52 @@ INPLACE_MIN_ELEMENTS = 1 << 24  # tensors at least this large are activated in p
 BAND_PIXELS = 1 << 17     # input pixels per band of `map_row_bands`
 
 
+def prelu_rows(x: Tensor, weight: Tensor) -> Tensor:
+    """F.prelu(x, weight) for a channels-last x: [B, C, H, W], weight: [C].
+
+    Computed on the rows [B * H, W * C] with the weight tiled W times. The result is the same,
+    element for element, but the per-channel loop becomes one long vectorised row: PyTorch's
+    channels-last PReLU runs its inner loop over the C channels of a pixel, which falls back to
+    scalar code when C is not a multiple of the vector width (bf16: 3 to 14 times slower for
+    C = 24, 48, 101).
+    """
+    batch, channels, height, width = x.shape
+    rows = x.permute(0, 2, 3, 1).reshape(batch * height, width * channels)   # a view
+    out = F.prelu(rows, weight.repeat(width))
+    return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
+
+
+def is_channels_last(x: Tensor) -> bool:
+    """True for a 4-d tensor laid out channels-last (and not also plain contiguous)."""
+    return (x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last)
+            and not x.is_contiguous())
+
+
 class PReLU(nn.PReLU):
-    """Per-channel PReLU that, on large tensors when no gradient is needed, overwrites its input
-    one contiguous slab at a time instead of allocating a second full-size tensor. Use it only
-    on tensors that nothing else reads (fresh convolution outputs)."""
+    """Per-channel PReLU, fast in either memory layout.
+
+    With `inplace` (for fresh convolution outputs that nothing else reads), large tensors are
+    overwritten one contiguous slab at a time when no gradient is needed, instead of
+    allocating a second full-size tensor.
+    """
+
+    def __init__(self, num_parameters: int, inplace: bool = True):
+        super().__init__(num_parameters)
+        self.inplace = inplace
 
     def forward(self, x: Tensor) -> Tensor:
+        channels_last = is_channels_last(x)
+        activate = prelu_rows if channels_last else F.prelu
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
-        if needs_grad or x.numel() < INPLACE_MIN_ELEMENTS:
-            return F.prelu(x, self.weight)
+        if needs_grad or not self.inplace or x.numel() < INPLACE_MIN_ELEMENTS:
+            return activate(x, self.weight)
         # Slabs that are contiguous in memory: rows when channels-last, channels otherwise.
-        channels_last = x.is_contiguous(memory_format=torch.channels_last)
         dim = 2 if channels_last else 1
         step = max(1, x.shape[dim] // 8)
         for start in range(0, x.shape[dim], step):
             slab = x.narrow(dim, start, min(step, x.shape[dim] - start))
             weight = self.weight if channels_last else self.weight[start:start + slab.shape[1]]
-            slab.copy_(F.prelu(slab, weight))
+            slab.copy_(activate(slab, weight))
         return x
 
 

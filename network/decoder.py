@@ -1,7 +1,7 @@
 """Synthesis: the coarse-to-fine motion decoder and the residual refinement U-Net."""
 from torch import nn
 
-from .blocks import conv_prelu, deconv_prelu
+from .blocks import PReLU, conv_prelu, deconv_prelu
 
 
 def decoder_stage(in_ch: int, out_ch: int, activate_input: bool) -> nn.Sequential:
@@ -10,7 +10,7 @@ def decoder_stage(in_ch: int, out_ch: int, activate_input: bool) -> nn.Sequentia
     The last `motion_out_dim` output channels are the motion of that level; the input
     activation (stages after the first) also applies to the previous level's motion channels.
     """
-    layers = [nn.PReLU(in_ch)] if activate_input else []
+    layers = [PReLU(in_ch, inplace=False)] if activate_input else []   # z's views live on
     layers += [deconv_prelu(in_ch, out_ch), conv_prelu(out_ch, out_ch),
                nn.Conv2d(out_ch, out_ch, 3, 1, 1)]
     return nn.Sequential(*layers)

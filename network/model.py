@@ -53,16 +53,22 @@ def frame_pair(motion: Tensor) -> Tensor:
     return torch.cat((motion[:, 0:2], motion[:, 2:4]))
 
 
-def head_input(motion: Tensor, tokens: Tensor) -> Tensor:
-    """motion: [B, 8, h, w]; tokens: [2B, h, w, D] -> [B, 8 + 2D, h, w], contiguous.
+def runs_in_low_precision(x: Tensor) -> bool:
+    """True under bf16/fp16 autocast on x's device, or when x itself is bf16/fp16."""
+    return torch.is_autocast_enabled(x.device.type) or x.dtype in (torch.bfloat16, torch.float16)
 
-    Contiguous rather than a channels-last view, so that the motion head's convolutions
-    round as the reference's do: the global motion feeds a pre-warp that amplifies any
-    difference some hundred times.
+
+def head_input(motion: Tensor, tokens: Tensor) -> Tensor:
+    """motion: [B, 8, h, w]; tokens: [2B, h, w, D] -> [B, 8 + 2D, h, w].
+
+    In float32, contiguous rather than a channels-last view, so that the motion head's
+    convolutions round as the reference's do: the global motion feeds a pre-warp that
+    amplifies any difference some hundred times. In low precision, channels-last.
     """
     features = rearrange(tokens, "(f b) h w d -> b h w (f d)", f=2)
     nhwc = torch.cat((motion.permute(0, 2, 3, 1), features), dim=-1)
-    return nhwc.permute(0, 3, 1, 2).contiguous()
+    nchw = nhwc.permute(0, 3, 1, 2)
+    return nchw if runs_in_low_precision(motion) else nchw.contiguous()
 
 
 class Network(nn.Module):
@@ -163,6 +169,8 @@ class Network(nn.Module):
         """
         self._check_size(im0, im1)
         frames = torch.cat((im0, im1))                                   # [2B, 3, H, W]
+        if runs_in_low_precision(frames):   # the rounding argument of head_input is moot
+            frames = frames.contiguous(memory_format=torch.channels_last)
         pyramid = [frames]
         for _ in range(3):
             pyramid.append(downsample_half(pyramid[-1]))                 # 1, 1/2, 1/4, 1/8

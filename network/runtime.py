@@ -35,6 +35,17 @@ def select_device(name: str = "auto") -> torch.device:
     return device
 
 
+def compile_network(model: torch.nn.Module) -> torch.nn.Module:
+    """Compile `model`'s forward in place with torch.compile (TorchInductor) and return it.
+
+    One graph is built per input shape and precision, on the first call with it (minutes on a
+    CPU); later calls of that shape reuse it. `benchmark/speed.py --compile` says whether it
+    pays off on a machine.
+    """
+    model.compile(dynamic=False)
+    return model
+
+
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
