@@ -15,8 +15,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from network import (PRECISIONS, UserError, load_model_checkpoint, load_network,
-                     select_device)
+from network import (PRECISIONS, UserError, compile_network, load_model_checkpoint,
+                     load_network, select_device)
 from network.conversion import PIPE, comparison_path, interpolate_folder, interpolate_video
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
@@ -59,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                        help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")
     model.add_argument("--precision", choices=list(PRECISIONS), default="fp32",
                        help="arithmetic precision of the network (bf16/fp16 via autocast)")
+    model.add_argument("--compile", action="store_true",
+                       help="torch.compile the network: the first frame pair of each size waits "
+                            "for compilation (minutes on a CPU); see the README for when it pays")
 
     video = parser.add_argument_group("video and frames_dir")
     timing = video.add_mutually_exclusive_group()
@@ -152,8 +155,10 @@ def _run(args: argparse.Namespace) -> None:
     device = select_device(args.device)
     model = load_network(resolve_checkpoint(args.ckpt), variant=args.model_type, device=device,
                          global_motion=not args.global_off)
-    log.info("ATM-VFI %s on %s (%s), global motion %s", model.variant, device, args.precision,
-             "off" if args.global_off else "on")
+    if args.compile:
+        compile_network(model)
+    log.info("ATM-VFI %s on %s (%s%s), global motion %s", model.variant, device, args.precision,
+             ", compiled" if args.compile else "", "off" if args.global_off else "on")
     if mode == "frames":
         frame0, frame1 = read_image(args.frame0), read_image(args.frame1)
         write_image(args.out, interpolate(frame0, frame1, model, args.precision))
