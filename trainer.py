@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.tensorboard import SummaryWriter
@@ -28,6 +28,7 @@ from dataset import ShardedSampler
 from loss import laplacian_loss, warping_loss
 from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkConfig, UserError,
                      autocast, load_model_checkpoint, select_device)
+from network.model import SYNTHESIS_MODULES
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +55,7 @@ class TrainConfig:
     lap_levels: int            # its pyramid levels
     warp_weight: float         # weight of the multi-scale warping loss
     amp: str                   # "fp32" | "bf16" | "fp16"
+    scratch_init: str          # a fresh network's initialisation: "network" | "motion"
     max_steps: int             # stop after this many optimizer steps in all (0: no limit)
     val_every: int             # validate and save every N steps too (0: at epoch ends only)
     val_samples: int           # validate on the first N samples only (0: all)
@@ -153,6 +155,58 @@ class MetricSums:
         """Means over the items of every process."""
         total = self.merged(distributed)
         return {name: value / max(total.count, 1) for name, value in total.sums.items()}
+
+
+def init_for_motion(model: Network) -> None:
+    """Re-initialise a fresh network so that it starts as frame averaging and learns motion
+    within hundreds of steps rather than after a long flat start.
+
+    With the network's own initialisation (PyTorch's default for the CNN convolutions, gain
+    ~0.58 per layer plus biases), the encoder's 1/8 tokens are nearly the same everywhere (cosine
+    similarity ~0.997 between neighbouring cells), so nothing correlates with motion, and the
+    decoder hands each level's motion through random layers, so the full-resolution losses hardly
+    reach the 1/8 motion head. Here:
+
+    - CNN convolutions (encoder, motion heads, decoder, refinement): He-normal for PReLU's
+      slope 0.25 (PyTorch's fan-in; for the 2x2 transposed ones its fan-out), zero biases. The
+      transformers and token fusions keep their own initialisation.
+    - The last convolution of both motion heads and of the refinement: zero, so flows, the
+      occlusion logit and the residual start at 0 (the prediction is the frames' average).
+    - Each decoder stage passes the previous level's motion channels through (flows x 2 for
+      the doubled grid, the occlusion logit x 1) and adds a learnt correction, initially 0.
+    """
+    motion = model.config.motion_out_dim
+    prelu_slope = 0.25                                                    # PReLU's initial slope
+    with torch.no_grad():
+        for name in ("feat_extracts", "last_feat_extract", "local_motion_mlp",
+                     "global_motion_mlp", *SYNTHESIS_MODULES):
+            for module in getattr(model, name).modules():
+                if isinstance(module, (nn.Conv2d, nn.ConvTranspose2d)) and module.groups == 1:
+                    mode = "fan_out" if isinstance(module, nn.ConvTranspose2d) else "fan_in"
+                    nn.init.kaiming_normal_(module.weight, a=prelu_slope, mode=mode,
+                                            nonlinearity="leaky_relu")
+                    nn.init.zeros_(module.bias)
+        for last in (model.local_motion_mlp[-1], model.global_motion_mlp[-1],
+                     model.refine_head[-1][0]):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        factors = [2.0] * (motion - 1) + [1.0]                          # flows, then the logit
+        for stage in model.upsample_pyramid:
+            layers = list(stage)
+            if isinstance(layers[0], nn.PReLU):                          # input activation
+                layers.pop(0).weight[-motion:] = 1
+            (deconv, act1), (conv, act2), last = layers
+            for layer in (deconv, conv, last):
+                out_axis = 1 if isinstance(layer, nn.ConvTranspose2d) else 0
+                layer.weight.narrow(out_axis, layer.weight.shape[out_axis] - motion, motion).zero_()
+                layer.bias[-motion:] = 0
+            for k, factor in enumerate(factors):
+                channel = k - motion
+                deconv.weight[channel, channel] = factor                # all four 2x2 taps
+                conv.weight[channel, channel, 1, 1] = 1
+                last.weight[channel, channel, 1, 1] = 1
+            act1.weight[-motion:] = 1
+            act2.weight[-motion:] = 1
 
 
 def usable_cores() -> int:
@@ -268,6 +322,8 @@ class Trainer:
             self._resume()
         elif config.init_ckpt is not None:
             self._initialise(config.init_ckpt)
+        elif config.scratch_init == "motion":
+            init_for_motion(self.raw_model)
         self.model = self.raw_model
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -438,7 +494,7 @@ class Trainer:
             skip = 0
 
     def _train_step(self, batch: list[Tensor]) -> dict[str, float]:
-        im0, gt, im1 = (t.to(self.device, non_blocking=True) for t in batch)
+        im0, gt, im1 = (t.to(self.device, non_blocking=True) for t in batch[:3])  # + true flows
         lr = learning_rate(self.step, self.config.init_lr, self.config.last_lr, self.total_steps,
                            self.config.warmup)
         for group in self.optimizer.param_groups:

