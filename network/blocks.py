@@ -69,7 +69,9 @@ class Deconv2x2(nn.ConvTranspose2d):
     one [C_in -> 4 C_out] matrix product per input pixel, then a 2x2 pixel shuffle.
 
     Same parameters and result as `nn.ConvTranspose2d(in_ch, out_ch, 2, 2)`, but it runs as a
-    GEMM, which CPUs execute far faster than a transposed convolution in bf16.
+    GEMM, which CPUs execute far faster than a transposed convolution in bf16. Without
+    gradients, the products of output rows 2h and 2h + 1 are written straight into their
+    places, so no shuffled copy of the (large) output is made.
     x: [B, C_in, H, W] -> [B, C_out, 2H, 2W], channels-last memory.
     """
 
@@ -79,10 +81,24 @@ class Deconv2x2(nn.ConvTranspose2d):
     def forward(self, x: Tensor) -> Tensor:
         in_ch, out_ch = self.weight.shape[:2]
         weight = self.weight.permute(2, 3, 1, 0).reshape(4 * out_ch, in_ch)   # rows (i, j, o)
-        bias = None if self.bias is None else self.bias.repeat(4)
-        y = F.linear(x.permute(0, 2, 3, 1), weight, bias)                    # [B, H, W, 4 C_out]
-        y = rearrange(y, "b h w (i j o) -> b (h i) (w j) o", i=2, j=2)
-        return y.permute(0, 3, 1, 2)
+        bias = self.bias.repeat(4) if self.bias is not None else None
+        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            y = F.linear(x.permute(0, 2, 3, 1), weight, bias)                 # [B, H, W, 4 C_out]
+            y = rearrange(y, "b h w (i j o) -> b (h i) (w j) o", i=2, j=2)
+            return y.permute(0, 3, 1, 2)
+        batch, _, height, width = x.shape
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        rows = x.permute(0, 2, 3, 1).reshape(batch * height, width, in_ch).to(dtype)
+        weight = weight.to(dtype).view(2, 2 * out_ch, in_ch)                  # [i, (j o), C_in]
+        out = x.new_empty((batch * height, 2, width, 2 * out_ch), dtype=dtype)  # (b h) i w (j o)
+        for i in range(2):
+            product = weight[i].t().expand(batch * height, in_ch, 2 * out_ch)
+            if bias is None:
+                torch.bmm(rows, product, out=out[:, i])
+            else:
+                torch.baddbmm(bias[:2 * out_ch].to(dtype), rows, product, out=out[:, i])
+        return out.view(batch, 2 * height, 2 * width, out_ch).permute(0, 3, 1, 2)
 
 
 def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:

@@ -288,13 +288,29 @@ def test_windowed_attention_against_a_literal_float64_softmax(path):
     torch.testing.assert_close(motion.double(), expected_motion, atol=1e-5, rtol=0)
 
 
+@pytest.mark.parametrize("grad", [True, False], ids=["training", "inference"])
 @pytest.mark.parametrize("layout", [torch.contiguous_format, torch.channels_last])
-def test_deconv_as_matrix_product_equals_transposed_convolution(layout):
+def test_deconv_as_matrix_product_equals_transposed_convolution(layout, grad):
     torch.manual_seed(0)
     deconv = Deconv2x2(5, 3)
     x = torch.randn(2, 5, 3, 7).contiguous(memory_format=layout)
     expected = F.conv_transpose2d(x, deconv.weight, deconv.bias, stride=2)
-    torch.testing.assert_close(deconv(x), expected, atol=1e-6, rtol=0)
+    with torch.set_grad_enabled(grad):
+        out = deconv(x)
+    assert out.is_contiguous(memory_format=torch.channels_last)
+    torch.testing.assert_close(out, expected, atol=1e-6, rtol=0)
+
+
+def test_deconv_without_gradients_follows_autocast():
+    torch.manual_seed(0)
+    deconv = Deconv2x2(6, 4)
+    x = torch.randn(1, 6, 5, 4)
+    with torch.no_grad():
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            low = deconv(x)
+        expected = F.conv_transpose2d(x, deconv.weight, deconv.bias, stride=2)
+    assert low.dtype == torch.bfloat16
+    torch.testing.assert_close(low.float(), expected, atol=0.05, rtol=0.02)
 
 
 
