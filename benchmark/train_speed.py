@@ -1,0 +1,158 @@
+"""Training speed of ATM-VFI: samples/s, achieved GFLOP/s of forward plus backward, the machine's
+own measured peak in the same precision, and peak memory, per variant and precision.
+
+    python benchmark/train_speed.py                        # lite and base, fp32 and bf16
+    python benchmark/train_speed.py --variants lite --amps bf16 --compile
+    taskset -c 1 python benchmark/train_speed.py --threads 1 --json speed.json
+
+A step is what `Trainer` does for phase 1 (global motion off): forward under autocast, the
+Laplacian and warping losses, backward and an AdamW update, on random frames (speed does not
+depend on the data; loading is not timed). Forward FLOPs (convolutions and matrix products) are
+counted with FlopCounterMode; forward plus backward is taken as 3x that. The peak is the best of a
+large matrix product and a 3x3 convolution in the step's precision, measured by the same process
+with the same threads. Each configuration runs in a fresh process, so its peak memory (peak RSS
+on CPU, peak allocated memory on CUDA) is its own.
+"""
+import argparse
+import json
+import logging
+import multiprocessing as mp
+import platform
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+from benchmark.speed import measure_throughput, peak_memory_gib, synchronize
+from loss import laplacian_loss, warping_loss
+from network import PRECISIONS, VARIANTS, Network, UserError, autocast, select_device
+from network.runtime import cpu_has_native
+from trainer import share_cores, usable_cores
+
+
+def forward_gflop(model: Network, batch: int, crop: int) -> float:
+    """Forward GFLOP of one training batch (convolutions and matrix products)."""
+    frames = torch.rand(2, batch, 3, crop, crop)
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(frames[0], frames[1])
+    return counter.get_total_flops() / 1e9
+
+
+def run_one(variant: str, precision: str, device_name: str, batch: int, crop: int, steps: int,
+            warmup: int, threads: int, compile_model: bool, queue: mp.Queue) -> None:
+    """Child process: time `steps` training steps of one configuration, report via `queue`."""
+    torch.manual_seed(0)
+    torch.set_num_threads(threads)
+    logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
+    device = torch.device(device_name)
+    model = Network.from_variant(variant, global_motion=False)
+    gflop = forward_gflop(model, batch, crop)
+    model = model.to(device)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
+    forward = torch.compile(model) if compile_model else model
+    frames = torch.rand(3, batch, 3, crop, crop, device=device)
+    times = []
+    for _ in range(warmup + steps):
+        synchronize(device)
+        start = time.perf_counter()
+        with autocast(device, precision):
+            out = forward(frames[0], frames[2])
+        loss = laplacian_loss(out["I_t"], frames[1]) + 0.25 * warping_loss(out["im_t_list"],
+                                                                          frames[1])
+        optimizer.zero_grad(set_to_none=True)
+        scaler.scale(loss).backward()
+        scaler.step(optimizer)
+        scaler.update()
+        synchronize(device)
+        times.append(time.perf_counter() - start)
+    step_s = statistics.median(times[warmup:])
+    peak = measure_throughput(device, precision)
+    queue.put({"step_s": step_s, "forward_gflop": gflop, "peak_gflops": max(peak.values()),
+               "peak_by_kernel": peak, "peak_memory_gib": peak_memory_gib(device)})
+
+
+def measure(variant: str, precision: str, device: torch.device, args: argparse.Namespace,
+            threads: int) -> dict:
+    """Run one configuration in a fresh process; its report plus derived rates."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=run_one, args=(variant, precision, str(device),
+                                                  args.batch_size, args.crop, args.steps,
+                                                  args.warmup, threads, args.compile, queue))
+    child.start()
+    child.join()
+    if child.exitcode != 0:
+        raise UserError(f"{variant} {precision}: the measuring process failed (exit code "
+                        f"{child.exitcode})")
+    result = queue.get()
+    train_gflop = 3 * result["forward_gflop"]
+    result.update(variant=variant, precision=precision, samples_per_s=args.batch_size /
+                  result["step_s"], train_gflop_per_step=train_gflop,
+                  achieved_gflops=train_gflop / result["step_s"])
+    result["fraction_of_peak"] = result["achieved_gflops"] / result["peak_gflops"]
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["lite", "base"],
+                        help="network variants to time")
+    parser.add_argument("--amps", nargs="+", choices=sorted(PRECISIONS), default=["fp32", "bf16"],
+                        help="autocast precisions to time (fp32: none)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
+    parser.add_argument("--batch_size", type=int, default=8, help="samples per step")
+    parser.add_argument("--crop", type=int, default=64,
+                        help="training crop side in pixels (a multiple of 8)")
+    parser.add_argument("--steps", type=int, default=10, help="timed steps (the median counts)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
+    parser.add_argument("--threads", type=int,
+                        help="intra-op threads; unset: as training would use (all usable cores "
+                             "on CPU with no DataLoader workers)")
+    parser.add_argument("--compile", action="store_true",
+                        help="run the network through torch.compile (use a larger --warmup)")
+    parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    try:
+        if args.crop <= 0 or args.crop % 8:
+            raise UserError(f"--crop {args.crop} is not a positive multiple of 8")
+        if args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
+            raise UserError("--batch_size and --steps must be at least 1, --warmup at least 0")
+        device = select_device(args.device)
+        threads = args.threads or share_cores(device, 0)[1]
+        native = {p: cpu_has_native(p) for p in args.amps} if device.type == "cpu" else {}
+        header = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+                  "usable_cores": usable_cores(), "threads": threads, "torch": torch.__version__,
+                  "batch_size": args.batch_size, "crop": args.crop, "compile": args.compile,
+                  "native_precisions": native}
+        print(" ".join(f"{k}={v}" for k, v in header.items()))
+        print(f"{'variant':8}{'amp':6}{'samples/s':>10}{'step s':>9}{'GFLOP/step':>11}"
+              f"{'GFLOP/s':>9}{'peak':>8}{'of peak':>8}{'mem GiB':>8}")
+        results = []
+        for variant in args.variants:
+            for precision in args.amps:
+                r = measure(variant, precision, device, args, threads)
+                results.append(r)
+                print(f"{variant:8}{precision:6}{r['samples_per_s']:10.2f}{r['step_s']:9.3f}"
+                      f"{r['train_gflop_per_step']:11.1f}{r['achieved_gflops']:9.1f}"
+                      f"{r['peak_gflops']:8.1f}{r['fraction_of_peak']:8.0%}"
+                      f"{r['peak_memory_gib']:8.2f}", flush=True)
+        if args.json:
+            args.json.write_text(json.dumps({**header, "results": results}, indent=2))
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,37 @@
+"""benchmark/train_speed.py: its report adds up, and its errors are one line."""
+import json
+
+import pytest
+
+from benchmark import train_speed
+
+
+def test_report_fields_are_consistent(tmp_path):
+    out = tmp_path / "speed.json"
+    assert train_speed.main(["--variants", "lite", "--amps", "fp32", "--device", "cpu",
+                             "--batch_size", "1", "--steps", "1", "--warmup", "0",
+                             "--threads", "1", "--json", str(out)]) == 0
+    report = json.loads(out.read_text())
+    assert report["threads"] == 1 and report["batch_size"] == 1
+    (result,) = report["results"]
+    assert result["train_gflop_per_step"] == pytest.approx(3 * result["forward_gflop"])
+    assert result["samples_per_s"] == pytest.approx(1 / result["step_s"])
+    assert result["achieved_gflops"] == pytest.approx(result["train_gflop_per_step"] /
+                                                      result["step_s"])
+    assert result["fraction_of_peak"] == pytest.approx(result["achieved_gflops"] /
+                                                       result["peak_gflops"])
+    assert result["peak_gflops"] == max(result["peak_by_kernel"].values()) > 0
+    assert result["peak_memory_gib"] > 0
+
+
+def test_forward_flops_grow_with_the_batch():
+    from network import Network
+    model = Network.from_variant("lite", global_motion=False)
+    one = train_speed.forward_gflop(model, 1, 64)
+    assert train_speed.forward_gflop(model, 2, 64) == pytest.approx(2 * one)
+    assert train_speed.forward_gflop(model, 1, 128) == pytest.approx(4 * one, rel=0.05)
+
+
+def test_a_crop_the_network_cannot_take_is_one_line(capsys):
+    assert train_speed.main(["--crop", "60"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --crop 60 is not a positive multiple of 8"
