@@ -56,3 +56,12 @@ def training_roots(tmp_path_factory) -> dict[str, Path]:
     base = tmp_path_factory.mktemp("training_data")
     return {"vimeo": make_vimeo(base / "vimeo"), "x4k": make_x4k(base / "x4k"),
             "snufilm": make_snufilm(base / "snufilm")}
+
+
+@pytest.fixture(autouse=True)
+def keep_thread_count():
+    """A Trainer sizes the process's compute threads to the cores its DataLoader workers leave;
+    later tests run with the count they started with (float32 rounding depends on it)."""
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
