@@ -81,8 +81,8 @@ class Deconv2x2(nn.ConvTranspose2d):
     def forward(self, x: Tensor) -> Tensor:
         in_ch, out_ch = self.weight.shape[:2]
         weight = self.weight.permute(2, 3, 1, 0).reshape(4 * out_ch, in_ch)   # rows (i, j, o)
-        bias = self.bias.repeat(4) if self.bias is not None else None
         if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+            bias = None if self.bias is None else self.bias.repeat(4)
             y = F.linear(x.permute(0, 2, 3, 1), weight, bias)                 # [B, H, W, 4 C_out]
             y = rearrange(y, "b h w (i j o) -> b (h i) (w j) o", i=2, j=2)
             return y.permute(0, 3, 1, 2)
@@ -94,10 +94,10 @@ class Deconv2x2(nn.ConvTranspose2d):
         out = x.new_empty((batch * height, 2, width, 2 * out_ch), dtype=dtype)  # (b h) i w (j o)
         for i in range(2):
             product = weight[i].t().expand(batch * height, in_ch, 2 * out_ch)
-            if bias is None:
+            if self.bias is None:
                 torch.bmm(rows, product, out=out[:, i])
-            else:
-                torch.baddbmm(bias[:2 * out_ch].to(dtype), rows, product, out=out[:, i])
+            else:                                                   # bias of (j, o)
+                torch.baddbmm(self.bias.repeat(2).to(dtype), rows, product, out=out[:, i])
         return out.view(batch, 2 * height, 2 * width, out_ch).permute(0, 3, 1, 2)
 
 
