@@ -242,7 +242,10 @@ class DepthwiseConvMlp(nn.Module):
         for top in range(0, height, rows):
             bottom = min(height, top + rows)
             first, last = max(0, top - 1), min(height, bottom + 1)   # band plus halo rows
-            hidden = self.dwconv(self.fc1(x[:, first:last]))[:, top - first:bottom - first]
+            # Contiguous, so that fc1 is one matrix product: on a strided band it would
+            # broadcast its weight over a batched product, which copies it once per row.
+            band = x[:, first:last].contiguous()
+            hidden = self.dwconv(self.fc1(band))[:, top - first:bottom - first]
             out[:, top:bottom] = self.fc2(self.act(hidden))
         return out
 
