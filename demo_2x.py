@@ -15,8 +15,8 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from network import (PRECISIONS, UserError, compile_network, load_model_checkpoint,
-                     load_network, select_device)
+from network import (PRECISIONS, UserError, compile_network, keep_freed_memory,
+                     load_model_checkpoint, load_network, select_device)
 from network.conversion import PIPE, comparison_path, interpolate_folder, interpolate_video
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
@@ -189,6 +189,7 @@ def main(argv: list[str] | None = None) -> int:
     # With --out - stdout carries the video, so every message goes to stderr.
     logging.basicConfig(level=logging.INFO, format="%(message)s",
                         stream=sys.stderr if args.out == PIPE else sys.stdout)
+    keep_freed_memory()             # large frames: no page faults for every new tensor
     try:
         with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: no partial output
             _run(args)

@@ -21,8 +21,8 @@ import torch
 from torch import Tensor
 from tqdm import tqdm
 
-from network import (PRECISIONS, InputPadder, UserError, autocast, compile_network, load_network,
-                     select_device)
+from network import (PRECISIONS, InputPadder, UserError, autocast, compile_network,
+                     keep_freed_memory, load_network, select_device)
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
 
@@ -230,6 +230,7 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
                          precision=args.precision)
 
     device = select_device(args.device)
+    keep_freed_memory()
     model = load_network(args.ckpt, variant=args.model_type, device=device,
                          global_motion=protocol.global_motion)
     model.global_motion = protocol.global_motion

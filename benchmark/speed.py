@@ -24,7 +24,7 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from network import InputPadder, Network, UserError, autocast, select_device
-from network.runtime import compile_network, cpu_has_native
+from network.runtime import compile_network, cpu_has_native, keep_freed_memory
 
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
 
@@ -123,6 +123,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     checkout, else ours; compiled with torch.compile when `compile_model`) and report through
     `queue`."""
     torch.manual_seed(0)
+    keep_freed_memory()     # as demo_2x.py and the benchmarks do; for the authors' code too
     logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
     device = torch.device(device_name)
     if reference is None:

@@ -19,7 +19,8 @@ from .inference import Interpolator, inference_2frame, interpolate
 from .model import Network
 from .padding import InputPadder
 from .pretrained import resolve_checkpoint
-from .runtime import PRECISIONS, UserError, autocast, compile_network, select_device
+from .runtime import (PRECISIONS, UserError, autocast, compile_network, keep_freed_memory,
+                      select_device)
 from .video import TimedFrame, VideoReader, VideoWriter, probe_video
 from .video.timeline import parse_rate
 from .warp import downsample_half, upsample_flow, warp_backward
@@ -31,4 +32,5 @@ __all__ = [
     "downsample_half", "upsample_flow", "warp_backward", "Interpolator", "inference_2frame",
     "interpolate", "interpolate_folder", "interpolate_video", "resolve_checkpoint", "TimedFrame",
     "VideoReader", "VideoWriter", "probe_video", "parse_rate", "compile_network",
+    "keep_freed_memory",
 ]

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 MASKED = -100.0  # additive attention logit of a forbidden key (the released weights assume -100)
 MLP_BAND_TOKENS = 1 << 15       # tokens per band of the transformer MLP on large maps
-ATTENTION_CHUNK_ELEMENTS = 1 << 24  # attention logits materialised at once
+ATTENTION_CHUNK_ELEMENTS = 1 << 21  # attention logits materialised at once (float32: 8 MiB)
 SOFTMAX_FLOOR = 50.0    # logits below the row maximum by more count as this much below
 
 
@@ -83,7 +83,8 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
     """Softmax attention inside windows, with an optional per-window additive mask, and the
     attention-weighted mean of `offsets` (the motion) when they are given.
 
-    In float32 the softmax is computed explicitly (in chunks of windows, to bound memory)
+    In float32 the softmax is computed explicitly (in chunks of windows, small enough for
+    `keep_freed_memory` to recycle their memory)
     rather than by a fused kernel: the motion branches amplify rounding differences, and this
     order of operations reproduces the released model's float32 outputs. Half precision, which
     cannot reproduce them anyway, takes the fused kernel.

@@ -7,7 +7,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 INPLACE_MIN_ELEMENTS = 1 << 24  # tensors at least this large are activated in place
-BAND_PIXELS = 1 << 17     # input pixels per band of `map_row_bands`
+BAND_PIXELS = 1 << 15     # input pixels per band of `map_row_bands`
 
 
 def prelu_rows(x: Tensor, weight: Tensor) -> Tensor:
