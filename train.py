@@ -46,10 +46,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                             "release file, or base|lite|pct (downloaded once, as in the demo)")
     group.add_argument("--scratch_init", choices=("motion", "network"), default="motion",
                        help="initialisation of a network trained from scratch (no --init_ckpt "
-                            "or --resume): 'network' is the network's own; 'motion' starts from "
-                            "frame averaging with He-initialised convolutions and a decoder "
-                            "that passes the coarse motion up (trainer.init_for_motion), which "
-                            "learns motion far sooner")
+                            "or --resume): 'network' is the network's own; 'motion' starts with "
+                            "flows from a similarity attention, a decoder that passes the coarse "
+                            "motion up and the two warped frames averaged "
+                            "(trainer.init_for_motion), which learns motion far sooner")
     group.add_argument("--load_optimizer", action=argparse.BooleanOptionalAction,
                        help="also take the AdamW state of --init_ckpt (when it has one)")
     group = parser.add_argument_group("data")
@@ -91,6 +91,10 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
     group.add_argument("--amp", choices=sorted(PRECISIONS), default="fp32",
                        help="mixed precision of the forward pass")
+    group.add_argument("--compile", action="store_true",
+                       help="run the training forward (not validation) through torch.compile: "
+                            "compiling takes minutes on a CPU, then each step is faster (see "
+                            "README, Training speed)")
     group.add_argument("--max_steps", type=int, default=0,
                        help="stop (validating and saving) after this many optimizer steps in "
                             "all; the lr curve still spans --epochs (0: no limit)")
