@@ -70,9 +70,9 @@ class Deconv2x2(nn.ConvTranspose2d):
 
     Same parameters and result as `nn.ConvTranspose2d(in_ch, out_ch, 2, 2)`, but it runs as a
     GEMM, which CPUs execute far faster than a transposed convolution in bf16. Without
-    gradients, output rows 2h and 2h + 1 are computed as two products written into their
-    places (in float32 directly, in half precision through a contiguous temporary), so no
-    shuffled copy of the (large) output is made.
+    gradients, in half precision, output rows 2h and 2h + 1 are two products copied into
+    their places, so no shuffled copy of the (large) output is made; in float32 the native
+    transposed convolution is the faster one.
     x: [B, C_in, H, W] -> [B, C_out, 2H, 2W], channels-last memory.
     """
 
@@ -90,28 +90,19 @@ class Deconv2x2(nn.ConvTranspose2d):
         batch, _, height, width = x.shape
         device = x.device.type
         dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-        rows = x.permute(0, 2, 3, 1).reshape(batch * height, width, in_ch).to(dtype)
+        if dtype == torch.float32:   # the native kernel: 1.6-3.7x faster than GEMMs on CPUs
+            return F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last),
+                                      self.weight, self.bias, stride=2)
+        rows = x.permute(0, 2, 3, 1).reshape(batch * height * width, in_ch).to(dtype)
         weight = weight.to(dtype).view(2, 2 * out_ch, in_ch)                  # [i, (j o), C_in]
         bias = None if self.bias is None else self.bias.repeat(2).to(dtype)   # of (j, o)
         out = x.new_empty((batch * height, 2, width, 2 * out_ch), dtype=dtype)  # (b h) i w (j o)
         for i in range(2):
-            if dtype == torch.float32:
-                # One product per row, the weight broadcast: as fast as one large product
-                # in float32, and written in place.
-                product = weight[i].t().expand(batch * height, in_ch, 2 * out_ch)
-                if bias is None:
-                    torch.bmm(rows, product, out=out[:, i])
-                else:
-                    torch.baddbmm(bias, rows, product, out=out[:, i])
+            product = (rows @ weight[i].t()).view(batch * height, width, 2 * out_ch)
+            if bias is None:
+                out[:, i] = product
             else:
-                # Half precision: bmm copies the broadcast weight once per row (7x slower
-                # with 773 input channels), so one large product, then copied into place.
-                product = rows.view(-1, in_ch) @ weight[i].t()
-                product = product.view(batch * height, width, 2 * out_ch)
-                if bias is None:
-                    out[:, i] = product
-                else:
-                    torch.add(product, bias, out=out[:, i])
+                torch.add(product, bias, out=out[:, i])
         return out.view(batch, 2 * height, 2 * width, out_ch).permute(0, 3, 1, 2)
 
 
