@@ -83,8 +83,7 @@ def windowed_attention(q: Tensor, k: Tensor, v: Tensor, mask: Tensor | None, sca
     """Softmax attention inside windows, with an optional per-window additive mask, and the
     attention-weighted mean of `offsets` (the motion) when they are given.
 
-    In float32 the softmax is computed explicitly (in chunks of windows, small enough for
-    `keep_freed_memory` to recycle their memory)
+    In float32 the softmax is computed explicitly (in chunks of windows, to bound memory)
     rather than by a fused kernel: the motion branches amplify rounding differences, and this
     order of operations reproduces the released model's float32 outputs. Half precision, which
     cannot reproduce them anyway, takes the fused kernel.

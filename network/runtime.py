@@ -47,28 +47,28 @@ def compile_network(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-REUSED_BLOCK_BYTES = 32 << 20   # glibc's largest allowed mmap threshold (64-bit)
 KEPT_FREE_BYTES = (1 << 31) - 1   # free memory at the heap's top that is kept (a C int)
 
 
 @functools.cache
 def keep_freed_memory() -> bool:
-    """Let this process reuse the memory of freed tensors of up to 32 MiB (Linux, glibc).
+    """Let this process reuse the memory of freed tensors (Linux, glibc).
 
-    By default glibc returns large freed blocks to the system at once, and the next tensor of
-    that size is faulted in again page by page: a 1080p forward pass then spends a fifth of its
-    time in page faults (about a million per pass, lite bf16). With this, such blocks stay in
-    the heap for reuse; peak memory is unchanged, but the process keeps up to its peak until
-    it exits. Process-wide and irreversible; the command-line tools call it, library users may.
-    Returns False where it does not apply (other C libraries, macOS, Windows).
+    By default glibc gives every block above 128 KiB-32 MiB its own mapping and returns it to
+    the system when freed, so the next tensor of that size is faulted in again page by page:
+    a 1080p forward pass on a CPU then spends a fifth to a quarter of its time in the kernel
+    (about two million page faults per pass). With this, all blocks come from the heap and
+    freed ones stay there for reuse. Peak memory grows a little (the heap fragments), and the
+    process keeps its peak until it exits. Process-wide and irreversible; the command-line
+    tools call it, library users may. Returns False where it does not apply (other C
+    libraries, macOS, Windows).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
     except (OSError, AttributeError):
         return False
-    m_trim_threshold, m_mmap_threshold = -1, -3
-    return bool(mallopt(m_mmap_threshold, REUSED_BLOCK_BYTES)
-                and mallopt(m_trim_threshold, KEPT_FREE_BYTES))
+    m_trim_threshold, m_mmap_max = -1, -4
+    return bool(mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, KEPT_FREE_BYTES))
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
