@@ -44,12 +44,15 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init_ckpt",
                        help="checkpoint to start from: the previous phase's, an authors' "
                             "release file, or base|lite|pct (downloaded once, as in the demo)")
-    group.add_argument("--scratch_init", choices=("motion", "network"), default="motion",
+    group.add_argument("--scratch_init", choices=("motion", "attention", "network"),
+                       default="motion",
                        help="initialisation of a network trained from scratch (no --init_ckpt "
-                            "or --resume): 'network' is the network's own; 'motion' starts with "
-                            "flows from a similarity attention, a decoder that passes the coarse "
-                            "motion up and the two warped frames averaged "
-                            "(trainer.init_for_motion), which learns motion far sooner")
+                            "or --resume): 'network' is the network's own; 'motion' starts from "
+                            "frame averaging with He-initialised convolutions and a decoder "
+                            "that passes the coarse motion up (trainer.init_for_motion), which "
+                            "learns motion far sooner; 'attention' also wires the attention's "
+                            "motion to the flows (learns faster at first, ends no better after "
+                            "1,000 steps; README, Training)")
     group.add_argument("--load_optimizer", action=argparse.BooleanOptionalAction,
                        help="also take the AdamW state of --init_ckpt (when it has one)")
     group = parser.add_argument_group("data")

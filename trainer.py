@@ -55,7 +55,7 @@ class TrainConfig:
     lap_levels: int            # its pyramid levels
     warp_weight: float         # weight of the multi-scale warping loss
     amp: str                   # "fp32" | "bf16" | "fp16"
-    scratch_init: str          # a fresh network's initialisation: "network" | "motion"
+    scratch_init: str          # fresh network: "network" | "motion" | "attention"
     max_steps: int             # stop after this many optimizer steps in all (0: no limit)
     val_every: int             # validate and save every N steps too (0: at epoch ends only)
     val_samples: int           # validate on the first N samples only (0: all)
@@ -161,31 +161,30 @@ class MetricSums:
 ATTENTION_GAIN = 2.0    # scale of the q and k projections of a fresh ATMFormer
 
 
-def init_for_motion(model: Network) -> None:
-    """Re-initialise a fresh network so that its flows start as a crude motion estimate (its
-    prediction: the average of the two frames warped by them) and motion is learnt from the
-    first steps.
+def init_for_motion(model: Network, attention: bool = False) -> None:
+    """Re-initialise a fresh network so that it learns motion within hundreds of steps rather
+    than after a long flat start.
 
     With the network's own initialisation (PyTorch's default for the CNN convolutions, gain
     ~0.58 per layer plus biases), the encoder's 1/8 tokens are nearly the same everywhere (cosine
     similarity ~0.997 between neighbouring cells), so nothing correlates with motion, and the
     decoder hands each level's motion through random layers, so the full-resolution losses hardly
-    reach the 1/8 motion head. Even then the attention's motion reaches the flows only through
-    weights that start near 0 (the head-fusing MLP, std 0.02 per layer, and the head's last
-    convolution), so no loss, not even a supervised one, can move the attention at first, and
-    AdamW grows a weight by at most ~lr per step. Here:
+    reach the 1/8 motion head. Here:
 
     - CNN convolutions (encoder, motion heads, decoder, refinement): He-normal for PReLU's
       slope 0.25 (PyTorch's fan-in; for the 2x2 transposed ones its fan-out), zero biases. The
-      transformers and token fusions keep their own initialisation, except as below.
-    - Attention to motion (`_attend_by_similarity`): the logits measure token similarity and
-      are large enough for a peaked attention; the heads' motions are averaged.
-    - Motion heads (`_motion_from_attention`): the flows start as the antisymmetric part of the
-      two frames' attention motions, the occlusion logit at 0.
-    - The refinement's last convolution: zero, so the residual starts at 0 (and the blend
-      weight at 1/2).
+      transformers and token fusions keep their own initialisation.
+    - The last convolution of both motion heads and of the refinement: zero, so flows, the
+      occlusion logit and the residual start at 0 (the prediction is the frames' average).
     - Each decoder stage passes the previous level's motion channels through (flows x 2 for
       the doubled grid, the occlusion logit x 1) and adds a learnt correction, initially 0.
+
+    Even so, the attention's motion reaches the flows only through weights near 0 (the
+    head-fusing MLP, std 0.02 per layer, and the head's zero last convolution): no loss moves
+    the attention at first, and AdamW grows a weight by at most ~lr per step. With `attention`,
+    the ATMFormers attend by token similarity (`_attend_by_similarity`) and the motion heads
+    start from their motion (`_motion_from_attention`) instead of 0: the flows start as a crude
+    estimate and are learnt from the first steps.
     """
     prelu_slope = 0.25                                                    # PReLU's initial slope
     with torch.no_grad():
@@ -197,14 +196,16 @@ def init_for_motion(model: Network) -> None:
                     nn.init.kaiming_normal_(module.weight, a=prelu_slope, mode=mode,
                                             nonlinearity="leaky_relu")
                     nn.init.zeros_(module.bias)
-        for atmformer in (model.local_motion_atmformer, model.global_motion_atmformer):
-            for block in atmformer:
-                _attend_by_similarity(block.attn)
-        for head in (model.local_motion_mlp, model.global_motion_mlp):
-            _motion_from_attention(head)
-        last = model.refine_head[-1][0]
-        nn.init.zeros_(last.weight)
-        nn.init.zeros_(last.bias)
+        heads = (model.local_motion_mlp, model.global_motion_mlp)
+        for last in (model.refine_head[-1][0], *(head[-1] for head in heads)):
+            nn.init.zeros_(last.weight)
+            nn.init.zeros_(last.bias)
+        if attention:
+            for atmformer in (model.local_motion_atmformer, model.global_motion_atmformer):
+                for block in atmformer:
+                    _attend_by_similarity(block.attn)
+            for head in heads:
+                _motion_from_attention(head)
         _pass_motion_up(model)
 
 
@@ -239,7 +240,8 @@ def _motion_from_attention(head: nn.Sequential) -> None:
     and motions both in cells of the head's level). Near-uniform attention gives both frames
     the same motion towards the window's centre, which cancels. The 8 motion channels (the first
     of the head's input) pass both conv units unchanged (centre tap 1, PReLU slope 1); the
-    rest of the head is as initialised, with the last convolution's other weights 0.
+    rest of the head is as initialised, with the last convolution's other weights 0 (as
+    `init_for_motion` left them).
     """
     (conv1, act1), (conv2, act2), last = head
     for conv, act in ((conv1, act1), (conv2, act2)):
@@ -248,8 +250,6 @@ def _motion_from_attention(head: nn.Sequential) -> None:
         for k in range(MOTION_CHANNELS):
             conv.weight[k, k, 1, 1] = 1
         act.weight[:MOTION_CHANNELS] = 1
-    nn.init.zeros_(last.weight)
-    nn.init.zeros_(last.bias)
     for block in (0, 4):                          # channels: frame 0 x, y, frame 1 x, y
         for axis in (0, 1):
             frame0, frame1 = block + axis, block + 2 + axis
@@ -393,8 +393,8 @@ class Trainer:
             self._resume()
         elif config.init_ckpt is not None:
             self._initialise(config.init_ckpt)
-        elif config.scratch_init == "motion":
-            init_for_motion(self.raw_model)
+        elif config.scratch_init in ("motion", "attention"):
+            init_for_motion(self.raw_model, attention=config.scratch_init == "attention")
         self.model = self.raw_model
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
