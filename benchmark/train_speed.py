@@ -30,7 +30,7 @@ from benchmark.speed import measure_throughput, peak_memory_gib, synchronize
 from loss import laplacian_loss, warping_loss
 from network import PRECISIONS, VARIANTS, Network, UserError, autocast, select_device
 from network.runtime import cpu_has_native
-from trainer import share_cores, usable_cores
+from trainer import fused_adamw, share_cores, usable_cores
 
 
 def forward_gflop(model: Network, batch: int, crop: int) -> float:
@@ -51,7 +51,8 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
     model = Network.from_variant(variant, global_motion=False)
     gflop = forward_gflop(model, batch, crop)
     model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4)
+    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4,
+                                  fused=fused_adamw(device))
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     forward = torch.compile(model) if compile_model else model
     frames = torch.rand(3, batch, 3, crop, crop, device=device)
