@@ -96,8 +96,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="mixed precision of the forward pass")
     group.add_argument("--compile", action="store_true",
                        help="run the training forward (not validation) through torch.compile: "
-                            "compiling takes minutes on a CPU, then each step is faster (see "
-                            "README, Training speed)")
+                            "the first step compiles (a minute or more on a CPU); what it gains "
+                            "per step: README, Training speed")
     group.add_argument("--max_steps", type=int, default=0,
                        help="stop (validating and saving) after this many optimizer steps in "
                             "all; the lr curve still spans --epochs (0: no limit)")

@@ -216,8 +216,9 @@ def _attend_by_similarity(attention: nn.Module) -> None:
 
     q and the key half of kv are one random orthogonal matrix times ATTENTION_GAIN (entries
     ~0.13 rather than 0.02): a cell's own match scores highest (~21 per head), and neighbours
-    whose tokens have cosine similarity 0.92 score ~1.7 lower. The MLP (heads -> heads/2 -> GELU -> 1) computes
-    GELU(m) - GELU(-m) = m for m the mean motion; its other hidden units start at 0.
+    whose tokens have cosine similarity 0.92 score ~1.7 lower. The MLP (heads -> heads/2 ->
+    GELU -> 1) computes GELU(m) - GELU(-m) = m for m the mean motion; its other hidden units
+    start at 0.
     """
     dim = attention.q.in_features
     nn.init.orthogonal_(attention.q.weight, gain=ATTENTION_GAIN)
