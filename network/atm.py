@@ -12,7 +12,7 @@ from einops import rearrange
 from torch import Tensor, nn
 
 MASKED = -100.0  # additive attention logit of a forbidden key (the released weights assume -100)
-MLP_BAND_TOKENS = 1 << 15       # tokens per band of the transformer MLP on large maps
+MLP_BAND_ELEMENTS = 1 << 24     # hidden activations per band of the transformer MLP
 ATTENTION_CHUNK_ELEMENTS = 1 << 21  # attention logits materialised at once (float32: 8 MiB)
 SOFTMAX_FLOOR = 50.0    # logits below the row maximum by more count as this much below
 
@@ -235,7 +235,7 @@ class DepthwiseConvMlp(nn.Module):
         the hidden activations, `mlp_ratio` times wider than the tokens, exist for one band only.
         """
         n, height, width, _ = x.shape
-        rows = max(1, MLP_BAND_TOKENS // (n * width))
+        rows = max(1, MLP_BAND_ELEMENTS // (n * width * self.fc1.out_features))
         if rows >= height:
             return self.fc2(self.act(self.dwconv(self.fc1(x))))
         out = x.new_empty(n, height, width, self.fc2.out_features)

@@ -111,17 +111,19 @@ def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(Deconv2x2(in_ch, out_ch), PReLU(out_ch))
 
 
-def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: int = 1,
+def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: float = 1,
                   halo: int = 1) -> Tensor:
     """`fn(*inputs)`, computed on horizontal bands of rows and stitched together.
 
     The result equals the unbanded one whenever each output row depends only on the input
     rows within `halo` rows of it (3x3 convolutions: one row each), while `fn`'s intermediate
     tensors exist for one band at a time. inputs: [B, C_i, H, W] each; fn's output:
-    [B, C, scale * H, scale * W].
+    [B, C, scale * H, scale * W]. With scale 1/2 (stride-2 layers), bands and `halo` are in
+    even rows, so that every band keeps the stride's phase.
     """
     height, width = inputs[0].shape[-2:]
-    rows = max(1, BAND_PIXELS // width)
+    step = round(1 / scale) if scale < 1 else 1        # input rows per output row
+    rows = max(step, BAND_PIXELS // width // step * step)
     if rows >= height:
         return fn(*inputs)
     out = None
@@ -129,11 +131,12 @@ def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: int = 
         bottom = min(height, top + rows)
         first, last = max(0, top - halo), min(height, bottom + halo)
         band = fn(*(x[:, :, first:last] for x in inputs))
-        band = band[:, :, (top - first) * scale:(bottom - first) * scale]
+        band = band[:, :, int((top - first) * scale):int((bottom - first) * scale)]
         if out is None:
             layout = (torch.channels_last if band.is_contiguous(memory_format=torch.channels_last)
                       else torch.contiguous_format)
-            out = torch.empty((band.shape[0], band.shape[1], scale * height, scale * width),
+            out = torch.empty((band.shape[0], band.shape[1], int(scale * height),
+                               int(scale * width)),
                               dtype=band.dtype, device=band.device, memory_format=layout)
-        out[:, :, top * scale:bottom * scale] = band
+        out[:, :, int(top * scale):int(bottom * scale)] = band
     return out

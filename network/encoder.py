@@ -2,7 +2,7 @@
 import torch
 from torch import Tensor, nn
 
-from .blocks import conv_prelu
+from .blocks import conv_prelu, map_row_bands
 
 
 class FeaturePyramid(nn.ModuleList):
@@ -21,8 +21,16 @@ class FeaturePyramid(nn.ModuleList):
         """frames: [n, 3, H, W] -> [f1, f2, f3]: [n, dims[i], H/2^i, W/2^i] for i = 1, 2, 3."""
         features = []
         x = frames
-        for level in self:
-            x = level(x)
+        for index, level in enumerate(self):
+            # The two finest levels run in bands of rows (two 3x3 convolutions: a halo of two
+            # output rows), so the temporaries of their convolutions (in float32, oneDNN's
+            # reordered copies of input and output) exist for one band at a time.
+            if index == 0:
+                x = map_row_bands(level, [x], halo=2)
+            elif index == 1:
+                x = map_row_bands(level, [x], scale=0.5, halo=4)
+            else:
+                x = level(x)
             features.append(x)
         return features[1:]
 

@@ -63,7 +63,7 @@ def test_banded_and_chunked_paths_match_the_reference(case, checkpoints, device,
     import network.blocks
     monkeypatch.setattr(network.blocks, "BAND_PIXELS", 2048)
     monkeypatch.setattr(network.blocks, "INPLACE_MIN_ELEMENTS", 1)
-    monkeypatch.setattr(network.atm, "MLP_BAND_TOKENS", 100)
+    monkeypatch.setattr(network.atm, "MLP_BAND_ELEMENTS", 100 * 2 * 16)
     monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", 3 * 8 * 64 * 64)
     data, variant, global_motion, ensemble = read_case(CONFORMANCE / f"cases/{case}.npz")
     model = load_network(checkpoints[variant], device=device, global_motion=global_motion)
