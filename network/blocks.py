@@ -81,18 +81,19 @@ class Deconv2x2(nn.ConvTranspose2d):
 
     def forward(self, x: Tensor) -> Tensor:
         in_ch, out_ch = self.weight.shape[:2]
+        needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
+        device = x.device.type
+        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
+        if not needs_grad and dtype == torch.float32:   # native kernel: 1.6-3.7x faster on CPUs
+            return F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last),
+                                      self.weight, self.bias, stride=2)
         weight = self.weight.permute(2, 3, 1, 0).reshape(4 * out_ch, in_ch)   # rows (i, j, o)
-        if torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad):
+        if needs_grad:
             bias = None if self.bias is None else self.bias.repeat(4)
             y = F.linear(x.permute(0, 2, 3, 1), weight, bias)                 # [B, H, W, 4 C_out]
             y = rearrange(y, "b h w (i j o) -> b (h i) (w j) o", i=2, j=2)
             return y.permute(0, 3, 1, 2)
         batch, _, height, width = x.shape
-        device = x.device.type
-        dtype = torch.get_autocast_dtype(device) if torch.is_autocast_enabled(device) else x.dtype
-        if dtype == torch.float32:   # the native kernel: 1.6-3.7x faster than GEMMs on CPUs
-            return F.conv_transpose2d(x.contiguous(memory_format=torch.channels_last),
-                                      self.weight, self.bias, stride=2)
         rows = x.permute(0, 2, 3, 1).reshape(batch * height * width, in_ch).to(dtype)
         weight = weight.to(dtype).view(2, 2 * out_ch, in_ch)                  # [i, (j o), C_in]
         bias = None if self.bias is None else self.bias.repeat(2).to(dtype)   # of (j, o)
