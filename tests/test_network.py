@@ -11,7 +11,7 @@ from einops import rearrange
 
 from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast,
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
-from network.atm import (MASKED, fused_windowed_attention, window_attention_mask,
+from network.atm import (MASKED, low_precision_windowed_attention, window_attention_mask,
                          window_offsets, windowed_attention)
 from network.blocks import Deconv2x2, PReLU, prelu_rows
 from network.model import head_input
@@ -282,7 +282,7 @@ def test_windowed_attention_against_a_literal_float64_softmax(path):
     probs = logits.softmax(dim=-1)
     expected_out = probs @ v.double()
     expected_motion = (probs[:, :, None] * offsets.double()).sum(dim=-1)            # [n, h, 2, N]
-    attend = windowed_attention if path == "explicit" else fused_windowed_attention
+    attend = windowed_attention if path == "explicit" else low_precision_windowed_attention
     out, motion = attend(q, k, v, mask, 0.5, offsets)
     torch.testing.assert_close(out.double(), expected_out, atol=1e-5, rtol=0)
     torch.testing.assert_close(motion.double(), expected_motion, atol=1e-5, rtol=0)
