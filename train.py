@@ -91,6 +91,20 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--init_lr", type=float, help="learning rate at the start of the cosine")
     group.add_argument("--last_lr", type=float, help="learning rate at the end of the cosine")
     group.add_argument("--warmup", type=int, help="optimizer steps of linear warmup")
+    group.add_argument("--lr_hold", type=int, default=0,
+                       help="optimizer steps at --init_lr before the cosine starts (the warmup "
+                            "counts among them); the cosine then spans the remaining steps (0: "
+                            "the authors' curve)")
+    group.add_argument("--clip_grad", type=float, default=0.0,
+                       help="largest total gradient norm before each AdamW step, larger "
+                            "gradients scaled down to it (0: no clipping, as the authors "
+                            "trained); train/grad_norm logs the norm before clipping")
+    group.add_argument("--ema", type=float, default=0.0,
+                       help="also keep an exponential moving average of the weights, this "
+                            "decay per optimizer step (e.g. 0.99; 0: none); validation and the "
+                            "checkpoints' model_state_dict are the average, the trained "
+                            "weights are saved as trained_state_dict for --resume. AdamW's "
+                            "updates are unchanged")
     group.add_argument("--weight_decay", type=float, default=1e-4, help="AdamW weight decay")
     group.add_argument("--amp", choices=sorted(PRECISIONS), default="fp32",
                        help="mixed precision of the forward pass")

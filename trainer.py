@@ -6,6 +6,7 @@ resumption, single-process or under torchrun (DDP). Subclasses change only where
 from (`epoch_data`) and what is minimised (`losses`); see finetune_trainer.py.
 """
 import argparse
+import copy
 import logging
 import math
 import os
@@ -17,7 +18,7 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.distributed as dist
-from torch import Tensor
+from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.tensorboard import SummaryWriter
@@ -67,6 +68,9 @@ class TrainConfig:
     log_dir: Path              # TensorBoard folder
     resume: bool               # continue from the newest checkpoint in model_checkpoints
     compile: bool = False      # run the training forward through torch.compile
+    lr_hold: int = 0           # optimizer steps at init_lr after the warmup, before the cosine
+    clip_grad: float = 0.0     # largest total gradient norm (0: no clipping)
+    ema: float = 0.0           # decay of the weights' moving average, validated and saved (0: none)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -187,10 +191,12 @@ def share_cores(device: torch.device, num_workers: int | None,
 
 
 def learning_rate(step: int, init_lr: float, last_lr: float, total_steps: int,
-                  warmup: int) -> float:
-    """lr of optimizer step `step` (0-based): cosine from init_lr to last_lr over total_steps
-    (held at last_lr after), times the linear warmup factor min(1, (step + 1) / warmup)."""
-    progress = min(step, total_steps) / max(total_steps, 1)
+                  warmup: int, hold: int = 0) -> float:
+    """lr of optimizer step `step` (0-based): init_lr for the first `hold` steps, then cosine
+    from init_lr to last_lr over the remaining total_steps - hold (held at last_lr after), times
+    the linear warmup factor min(1, (step + 1) / warmup). hold 0 is the authors' curve."""
+    hold = min(hold, total_steps)
+    progress = min(max(step - hold, 0), total_steps - hold) / max(total_steps - hold, 1)
     cosine = last_lr + (init_lr - last_lr) * (1 + math.cos(math.pi * progress)) / 2
     return cosine * min(1.0, (step + 1) / max(warmup, 1))
 
@@ -272,6 +278,7 @@ class Trainer:
                                            fused=fused_adamw(self.device))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.step = 0                                      # optimizer steps taken
+        self._resumed_average = None                       # moving-average weights resumed
         self.position = (0, 0)                             # (epoch, batches done in it) to run next
         self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
         self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
@@ -281,6 +288,11 @@ class Trainer:
             self._initialise(config.init_ckpt)
         elif config.scratch_init in ("motion", "attention"):
             init_for_motion(self.raw_model, attention=config.scratch_init == "attention")
+        self.ema_model = None               # with config.ema: what validation and saving see
+        if config.ema:
+            self.ema_model = copy.deepcopy(self.raw_model).requires_grad_(False).eval()
+            if self._resumed_average is not None:
+                self.ema_model.load_state_dict(self._resumed_average)
         self.model = self.raw_model
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -363,6 +375,9 @@ class Trainer:
         if saved_phase != self.config.phase:
             raise UserError(f"--resume: {path} is from phase {saved_phase}, not phase "
                             f"{self.config.phase}")
+        if "trained_state_dict" in extra:     # saved with --ema: model_state_dict is the average
+            self._resumed_average = {k: v.clone() for k, v in self.raw_model.state_dict().items()}
+            self.raw_model.load_state_dict(extra["trained_state_dict"])
         self.optimizer.load_state_dict(extra["optimizer_state_dict"])
         if extra["scaler"]:
             self.scaler.load_state_dict(extra["scaler"])
@@ -430,8 +445,7 @@ class Trainer:
             if skip == 0:
                 self.epoch_metrics = MetricSums()
             log.info("epoch %d/%d: %s, %d steps, lr %.3e", epoch, config.epochs, data.train.name,
-                     steps, learning_rate(self.step, config.init_lr, config.last_lr,
-                                          self.total_steps, config.warmup))
+                     steps, self.learning_rate(self.step))
             self.model.train()
             loader = self._loader(data.train, epoch, skip, train=True)
             bar = tqdm(loader, total=steps, initial=skip, desc=f"epoch {epoch}",
@@ -454,8 +468,7 @@ class Trainer:
 
     def _train_step(self, batch: list[Tensor]) -> dict[str, float]:
         im0, gt, im1 = (t.to(self.device, non_blocking=True) for t in batch[:3])  # + true flows
-        lr = learning_rate(self.step, self.config.init_lr, self.config.last_lr, self.total_steps,
-                           self.config.warmup)
+        lr = self.learning_rate(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         with autocast(self.device, self.config.amp):
@@ -468,10 +481,39 @@ class Trainer:
             raise FloatingPointError(f"the loss is {values['loss']} at step {self.step + 1}")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
+        self.scaler.unscale_(self.optimizer)        # no-op without fp16's scaler
+        # The total norm before clipping; clipping scales every gradient by one factor.
+        grad_norm = nn.utils.clip_grad_norm_(self.raw_model.parameters(),
+                                             self.config.clip_grad or math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
+        self._update_average()
         self.step += 1
+        if math.isfinite(grad_norm := grad_norm.item()):   # fp16: overflow steps are skipped
+            values["grad_norm"] = grad_norm
         return {**values, "lr": lr}
+
+    @property
+    def validated_model(self) -> Network:
+        """The weights validated and saved as model_state_dict: the moving average with
+        config.ema, else the trained weights."""
+        return self.raw_model if self.ema_model is None else self.ema_model
+
+    @torch.no_grad()
+    def _update_average(self) -> None:
+        """ema <- ema + (1 - decay) (weights - ema), the decay min(config.ema, (1 + step) /
+        (10 + step)) so that the first steps do not tie the average to the initial weights."""
+        if self.ema_model is None:
+            return
+        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
+        for average, weight in zip(self.ema_model.parameters(), self.raw_model.parameters()):
+            average.lerp_(weight, 1 - decay)
+
+    def learning_rate(self, step: int) -> float:
+        """lr of optimizer step `step` (0-based) of this run."""
+        config = self.config
+        return learning_rate(step, config.init_lr, config.last_lr, self.total_steps,
+                             config.warmup, config.lr_hold)
 
     def _log_training(self) -> None:
         means = self.window_metrics.means(self.dist)
@@ -488,7 +530,7 @@ class Trainer:
         and, for sets with true flows (`dataset.KnownMotionTriplet`), the end-point errors of
         opt_flow_0/opt_flow_1 in pixels over the pixels marked valid (`epe_t0`, `epe_t1`).
         The first batch is drawn to TensorBoard (`validation_images`)."""
-        model = self.raw_model.eval()
+        model = self.validated_model.eval()
         sums = MetricSums()
         loader = self._loader(source, 0, 0, train=False)
         for index, batch in enumerate(tqdm(loader, desc=tag, leave=False,
@@ -553,19 +595,23 @@ class Trainer:
             "weight decay": config.weight_decay, "initial learning rate": config.init_lr,
             "final learning rate": config.last_lr,
             "learning rate scheduler": "CosineAnnealingLR", "warmup step": config.warmup,
-            "use gradient clipping": False, "train metric": train_metric,
+            "use gradient clipping": bool(config.clip_grad), "clip_grad": config.clip_grad,
+            "lr_hold": config.lr_hold, "ema": config.ema, "train metric": train_metric,
             "phase": config.phase, "model_type": self.network_config.name,
             "global_motion": config.global_motion, "amp": config.amp,
             "world_size": self.dist.world_size, "total steps": self.total_steps,
         }
-        return {
-            "model_state_dict": self.raw_model.state_dict(),
+        checkpoint = {
+            "model_state_dict": self.validated_model.state_dict(),
             "optimizer_state_dict": self.optimizer.state_dict(),
             "meta_data": meta_data, "train_metric": train_metric, "val_metric": val_metric,
             "step": self.step, "position": list(self.position),
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "running_metrics": {name: vars(sums) for name, sums in running.items()},
         }
+        if self.ema_model is not None:        # the weights AdamW trains, for --resume
+            checkpoint["trained_state_dict"] = self.raw_model.state_dict()
+        return checkpoint
 
 
 def end_point_error(flow: Tensor, true: Tensor, valid: Tensor) -> Tensor:

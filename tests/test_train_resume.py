@@ -45,6 +45,19 @@ def test_resumed_run_logs_what_an_uninterrupted_run_logs(vimeo, tmp_path):
                                    atol=1e-7)
 
 
+def test_resumed_run_keeps_the_moving_average(vimeo, tmp_path):
+    """--ema: the average (model_state_dict) and the trained weights both continue."""
+    ema = ("--ema", "0.9")
+    phase1(vimeo, tmp_path / "whole", tmp_path / "whole_ckpt", *ema)
+    phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "3", *ema)
+    phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--resume", *ema)
+    resumed = read_checkpoint(next((tmp_path / "ckpt").glob("epoch_1_step_4_*.pt")))
+    uninterrupted = read_checkpoint(next((tmp_path / "whole_ckpt").glob("epoch_1_step_4_*.pt")))
+    for key in ("model_state_dict", "trained_state_dict"):
+        for name, weight in uninterrupted[key].items():
+            torch.testing.assert_close(resumed[key][name], weight, rtol=1e-6, atol=1e-7)
+
+
 def test_resume_without_a_checkpoint_is_one_clear_line(vimeo, tmp_path, capsys):
     assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--resume",
                        *smoke_args(tmp_path)]) == 1
