@@ -10,6 +10,40 @@ INPLACE_MIN_ELEMENTS = 1 << 24  # tensors at least this large are activated in p
 BAND_PIXELS = 1 << 15     # input pixels per band of `map_row_bands`
 
 
+class _PReLUFunction(torch.autograd.Function):
+    """F.prelu with a backward made of kernels that PyTorch vectorises.
+
+    PyTorch's own PReLU backward runs 10-30 times slower than these on CPUs (11 ms for 2 M
+    bf16 elements): it was a tenth of a lite bf16 training step. The gradients are the same:
+    grad where x > 0, weight * grad elsewhere (x = 0 included); for the weight, the sum of
+    x * grad where x <= 0.
+    x: [N, C, ...]; weight: [C].
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor) -> Tensor:
+        out = F.prelu(x, weight)                 # under autocast, in its dtype
+        ctx.save_for_backward(x.to(out.dtype), weight)
+        ctx.input_dtype = x.dtype
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor]:
+        x, weight = ctx.saved_tensors
+        positive = torch.ops.aten.threshold_backward(grad, x, 0)   # grad where x > 0, else 0
+        negative = grad - positive                                 # grad where x <= 0, else 0
+        per_channel = weight.to(grad.dtype).view([1, -1] + [1] * (x.dim() - 2))
+        grad_x = torch.addcmul(positive, negative, per_channel)
+        others = [d for d in range(x.dim()) if d != 1]
+        grad_weight = (negative * x).sum(dim=others)   # accumulated in float32 on CPUs
+        return grad_x.to(ctx.input_dtype), grad_weight.to(weight.dtype)
+
+
+def prelu(x: Tensor, weight: Tensor) -> Tensor:
+    """F.prelu(x, weight), with a faster backward (`_PReLUFunction`). x: [N, C, ...]; weight: [C]."""
+    return _PReLUFunction.apply(x, weight)
+
+
 def prelu_rows(x: Tensor, weight: Tensor) -> Tensor:
     """F.prelu(x, weight) for a channels-last x: [B, C, H, W], weight: [C].
 
@@ -21,7 +55,7 @@ def prelu_rows(x: Tensor, weight: Tensor) -> Tensor:
     """
     batch, channels, height, width = x.shape
     rows = x.permute(0, 2, 3, 1).reshape(batch * height, width * channels)   # a view
-    out = F.prelu(rows, weight.repeat(width))
+    out = prelu(rows, weight.repeat(width))
     return out.view(batch, height, width, channels).permute(0, 3, 1, 2)
 
 
@@ -45,7 +79,7 @@ class PReLU(nn.PReLU):
 
     def forward(self, x: Tensor) -> Tensor:
         channels_last = is_channels_last(x)
-        activate = prelu_rows if channels_last else F.prelu
+        activate = prelu_rows if channels_last else prelu
         needs_grad = torch.is_grad_enabled() and (x.requires_grad or self.weight.requires_grad)
         if needs_grad or not self.inplace or x.numel() < INPLACE_MIN_ELEMENTS:
             return activate(x, self.weight)

@@ -334,6 +334,37 @@ def test_prelu_on_rows_equals_prelu_per_channel(dtype, channels):
         assert torch.equal(module(big), expected)   # in place, slab by slab
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_prelu_gradients_equal_pytorchs_own(layout):
+    """The PReLU's own backward gives PyTorch's gradients, at x = 0 too (slope there: the
+    weight), for negative and >1 slopes, in float64 (exact comparison) and under bf16 autocast
+    with a float32 weight."""
+    torch.manual_seed(0)
+    x = torch.randn(2, 5, 4, 6, dtype=torch.float64)
+    x[0, :, 0] = 0
+    grad = torch.randn_like(x)
+    weight = torch.tensor([-1.5, -0.2, 0.0, 0.25, 2.0], dtype=torch.float64)
+    module = PReLU(5, inplace=False).double()
+    with torch.no_grad():
+        module.weight.copy_(weight)
+    if layout == "channels-last":
+        x = x.contiguous(memory_format=torch.channels_last)
+    ours = x.clone().requires_grad_()
+    module(ours).backward(grad)
+    theirs, their_weight = x.clone().requires_grad_(), weight.clone().requires_grad_()
+    F.prelu(theirs, their_weight).backward(grad)
+    torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-12, rtol=0)
+    torch.testing.assert_close(module.weight.grad, their_weight.grad, atol=1e-12, rtol=0)
+
+    module.float()
+    low = x.float().to(torch.bfloat16).requires_grad_()
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = module(low)
+    out.float().backward(grad.float())
+    assert out.dtype == low.grad.dtype == torch.bfloat16 and module.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(low.grad.float(), theirs.grad.float(), atol=0.02, rtol=0.01)
+
+
 def test_warp_keeps_float64_and_samples_bilinearly():
     """A fractional flow, checked against bilinear interpolation written out by hand."""
     image = torch.arange(20, dtype=torch.float64).reshape(1, 1, 4, 5) ** 1.5
