@@ -62,3 +62,9 @@ def test_reference_checkout_is_timed_side_by_side(tmp_path, capsys):
                        "--device", "cpu", "--repeats", "0", "--reference", str(checkout)]) == 0
     last = capsys.readouterr().out.strip().splitlines()[-1]
     assert last.startswith("authors") and "failed (ModuleNotFoundError: No module named 'flow_warp')" in last
+
+
+def test_flop_count_includes_the_transformer_layers():
+    """98.25 GFLOP for lite at 256x448 was counted when every layer ran a kernel FlopCounterMode
+    knows; float32 linear layers now run oneDNN's without gradients, and must still count."""
+    assert abs(speed.count_gflop("lite", True) - 98.2505) < 1e-3
