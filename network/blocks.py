@@ -133,11 +133,8 @@ class Deconv2x2(nn.ConvTranspose2d):
         bias = None if self.bias is None else self.bias.repeat(2).to(dtype)   # of (j, o)
         out = x.new_empty((batch * height, 2, width, 2 * out_ch), dtype=dtype)  # (b h) i w (j o)
         for i in range(2):
-            product = (rows @ weight[i].t()).view(batch * height, width, 2 * out_ch)
-            if bias is None:
-                out[:, i] = product
-            else:
-                torch.add(product, bias, out=out[:, i])
+            product = rows @ weight[i].t() if bias is None else torch.addmm(bias, rows, weight[i].t())
+            out[:, i] = product.view(batch * height, width, 2 * out_ch)
         return out.view(batch, 2 * height, 2 * width, out_ch).permute(0, 3, 1, 2)
 
 

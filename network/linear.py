@@ -21,8 +21,10 @@ def _onednn_available() -> bool:
 
 
 def use_onednn(x: Tensor, weight: Tensor) -> bool:
-    """True where `Linear` takes oneDNN: float32 CPU inputs, no autocast, no gradient."""
+    """True where `Linear` takes oneDNN: float32 CPU inputs, no autocast, no gradient, not
+    inside torch.compile (TorchInductor picks its own kernels)."""
     return (x.device.type == "cpu" and x.dtype == weight.dtype == torch.float32
+            and not torch.compiler.is_compiling()
             and not torch.is_autocast_enabled("cpu")
             and not (torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad))
             and _onednn_available())

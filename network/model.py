@@ -216,7 +216,10 @@ class Network(nn.Module):
         warped0, warped1, blend, mask = levels[-1]
         # In z's dtype (under autocast, half precision, rather than z cast to float32) and
         # layout, so that the concatenation is the convolution's input as it is.
-        frames = [t.to(z.dtype, memory_format=torch.channels_last)
+        # (dtype read first: a comprehension naming z would make it a closure cell, whose
+        # `del` torch.compile cannot trace.)
+        dtype = z.dtype
+        frames = [t.to(dtype, memory_format=torch.channels_last)
                   for t in (im0, warped0, im1, warped1, blend)]
         features = map_row_bands(lambda *parts: self.proj(torch.cat(parts, dim=1)),
                                  [z, *frames])                            # [B, r, H, W]
