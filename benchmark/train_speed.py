@@ -36,7 +36,7 @@ from trainer import fused_adamw, share_cores, usable_cores
 def forward_gflop(model: Network, batch: int, crop: int) -> float:
     """Forward GFLOP of one training batch (convolutions and matrix products)."""
     frames = torch.rand(2, batch, 3, crop, crop)
-    with FlopCounterMode(display=False) as counter:    # with gradients, as in training
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
         model(frames[0], frames[1])
     return counter.get_total_flops() / 1e9
 

@@ -11,8 +11,6 @@ import torch.nn.functional as F
 from einops import rearrange
 from torch import Tensor, nn
 
-from .linear import Linear
-
 MASKED = -100.0  # additive attention logit of a forbidden key (the released weights assume -100)
 MLP_BAND_ELEMENTS = 1 << 24     # hidden activations per band of the transformer MLP
 ATTENTION_CHUNK_ELEMENTS = 1 << 21  # attention logits materialised at once (float32: 8 MiB)
@@ -199,11 +197,11 @@ class AttentionToMotion(nn.Module):
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
         self.register_buffer("relative_coord", window_offsets(window_size))  # [1, 1, 2, N, N]
-        self.q = Linear(dim, dim, bias=False)
-        self.kv = Linear(dim, 2 * dim, bias=False)
-        self.proj = Linear(dim, dim)
-        self.mlp = nn.Sequential(Linear(num_heads, num_heads // 2), nn.GELU(),
-                                 Linear(num_heads // 2, 1))
+        self.q = nn.Linear(dim, dim, bias=False)
+        self.kv = nn.Linear(dim, 2 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
+        self.mlp = nn.Sequential(nn.Linear(num_heads, num_heads // 2), nn.GELU(),
+                                 nn.Linear(num_heads // 2, 1))
 
     def forward(self, z: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
         """z: [2B * nW, N, D] normalised window tokens, frame 0's windows first.
@@ -232,8 +230,8 @@ class WindowSelfAttention(nn.Module):
         super().__init__()
         self.num_heads = num_heads
         self.scale = (dim // num_heads) ** -0.5
-        self.qkv = Linear(dim, 3 * dim, bias=False)
-        self.proj = Linear(dim, dim)
+        self.qkv = nn.Linear(dim, 3 * dim, bias=False)
+        self.proj = nn.Linear(dim, dim)
 
     def forward(self, z: Tensor, mask: Tensor | None) -> tuple[Tensor, None]:
         """z: [n * nW, N, D]; mask: [nW, N, N] additive, or None -> ([n * nW, N, D], None)."""
@@ -260,10 +258,10 @@ class DepthwiseConvMlp(nn.Module):
 
     def __init__(self, dim: int, hidden: int):
         super().__init__()
-        self.fc1 = Linear(dim, hidden)
+        self.fc1 = nn.Linear(dim, hidden)
         self.dwconv = DepthwiseConv(hidden)
         self.act = nn.GELU()
-        self.fc2 = Linear(hidden, dim)
+        self.fc2 = nn.Linear(hidden, dim)
 
     def forward(self, x: Tensor) -> Tensor:
         """x: [n, h, w, D] -> [n, h, w, D].

@@ -1,7 +1,6 @@
 """The network against the authors' outputs (conformance cases), the checkpoint contract and
 hand-computed properties."""
 import logging
-import platform
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +14,6 @@ from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast
 from network.atm import (MASKED, low_precision_windowed_attention, window_attention_mask,
                          window_offsets, windowed_attention)
 from network.blocks import Deconv2x2, PReLU, prelu_rows
-from network.linear import Linear, use_onednn
 from network.model import head_input
 from network.runtime import _warn_emulated
 from network.network_base import Network as BaseNetwork
@@ -365,26 +363,6 @@ def test_prelu_gradients_equal_pytorchs_own(layout):
     out.float().backward(grad.float())
     assert out.dtype == low.grad.dtype == torch.bfloat16 and module.weight.grad.dtype == torch.float32
     torch.testing.assert_close(low.grad.float(), theirs.grad.float(), atol=0.02, rtol=0.01)
-
-
-def test_linear_matches_pytorchs_and_keeps_autocast_and_gradients():
-    """The float32 inference path (oneDNN on x86) equals F.linear to float32 rounding, on
-    batched and strided inputs; under autocast or with gradients it is F.linear itself."""
-    torch.manual_seed(0)
-    layer = Linear(48, 96)
-    x = torch.randn(4, 6, 7, 48).transpose(1, 2)                  # strided, 4-d
-    expected = F.linear(x.double(), layer.weight.double(), layer.bias.double())
-    with torch.no_grad():
-        assert use_onednn(x, layer.weight) == (platform.machine().lower() in ("x86_64", "amd64"))
-        torch.testing.assert_close(layer(x).double(), expected, atol=1e-5, rtol=1e-5)
-        with torch.autocast("cpu", dtype=torch.bfloat16):
-            assert not use_onednn(x, layer.weight)
-            assert layer(x).dtype == torch.bfloat16
-    assert not use_onednn(x, layer.weight)                         # gradients needed
-    out = layer(x)
-    assert torch.equal(out, F.linear(x, layer.weight, layer.bias))
-    out.sum().backward()
-    assert layer.weight.grad is not None
 
 
 def test_warp_keeps_float64_and_samples_bilinearly():

@@ -65,6 +65,6 @@ def test_reference_checkout_is_timed_side_by_side(tmp_path, capsys):
 
 
 def test_flop_count_includes_the_transformer_layers():
-    """98.25 GFLOP for lite at 256x448 was counted when every layer ran a kernel FlopCounterMode
-    knows; float32 linear layers now run oneDNN's without gradients, and must still count."""
+    """98.25 GFLOP for lite at 256x448: every convolution and product is counted (a layer on a
+    kernel FlopCounterMode does not know would count as nothing)."""
     assert abs(speed.count_gflop("lite", True) - 98.2505) < 1e-3
