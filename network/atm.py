@@ -171,9 +171,10 @@ def _attention_fused(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None,
     n_windows = 1 if allowed is None else allowed.shape[0]
     heads = q.shape[1]
     width = v.shape[-1]
-    # Zero columns leave q.k unchanged and give q, k and v one width, which fused kernels
-    # take more readily.
-    q, k = F.pad(q, (0, width - q.shape[-1])), F.pad(k, (0, width - k.shape[-1]))
+    if q.shape[-1] != width:
+        # Zero columns leave q.k unchanged and give q, k and v one width, which fused kernels
+        # take more readily.
+        q, k = F.pad(q, (0, width - q.shape[-1])), F.pad(k, (0, width - k.shape[-1]))
     if allowed is None:
         return F.scaled_dot_product_attention(q, k, v, scale=scale)
     # Window index first, so that the [nW, 1, N, N] mask broadcasts over images and heads.
