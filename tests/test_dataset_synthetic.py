@@ -1,6 +1,8 @@
 """Known-motion triplets: frames, true flows and the Vimeo90K-layout writer, checked against
 motions worked out by hand and against the frames themselves."""
 import math
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -122,3 +124,14 @@ def test_train_cli_names_the_writer_when_the_set_is_missing(tmp_path, capsys):
                        "--model_checkpoints", str(tmp_path / "ck")]) == 1
     error = capsys.readouterr().err.strip()
     assert error.count("\n") == 0 and "python -m dataset.synthetic" in error
+
+
+def test_writer_command_runs_without_warnings(tmp_path):
+    """`python -m dataset.synthetic` as the README gives it: no RuntimeWarning about the module
+    being imported by its package first (warnings are errors here), a written set."""
+    result = subprocess.run([sys.executable, "-W", "error", "-m", "dataset.synthetic",
+                             str(tmp_path / "set"), "--train", "1", "--test", "1",
+                             "--size", "32", "32"], capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    assert (tmp_path / "set" / "sequences" / "00002" / "0001" / "flow_t0.npy").is_file()
