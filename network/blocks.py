@@ -147,32 +147,37 @@ def deconv_prelu(in_ch: int, out_ch: int) -> nn.Sequential:
     return nn.Sequential(Deconv2x2(in_ch, out_ch), PReLU(out_ch))
 
 
-def map_row_bands(fn: Callable[..., Tensor], inputs: list[Tensor], scale: float = 1,
-                  halo: int = 1) -> Tensor:
+def map_row_bands(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: list[Tensor],
+                  scale: float = 1, halo: int = 1, with_rows: bool = False
+                  ) -> Tensor | tuple[Tensor, ...]:
     """`fn(*inputs)`, computed on horizontal bands of rows and stitched together.
 
     The result equals the unbanded one whenever each output row depends only on the input
     rows within `halo` rows of it (3x3 convolutions: one row each), while `fn`'s intermediate
-    tensors exist for one band at a time. inputs: [B, C_i, H, W] each; fn's output:
-    [B, C, scale * H, scale * W]. With scale 1/2 (stride-2 layers), bands and `halo` are in
-    even rows, so that every band keeps the stride's phase.
+    tensors exist for one band at a time. inputs: [B, C_i, H, W] each; fn's output (a tensor
+    or a tuple of them): [B, C, scale * H, scale * W]. With scale 1/2 (stride-2 layers), bands
+    and `halo` are in even rows, so that every band keeps the stride's phase. With `with_rows`,
+    fn is called as fn(rows, *bands), `rows` being the band's slice of the input rows (for
+    tensors of other sizes that fn reads itself).
     """
     height, width = inputs[0].shape[-2:]
     step = round(1 / scale) if scale < 1 else 1        # input rows per output row
     rows = max(step, BAND_PIXELS // width // step * step)
     if rows >= height:
-        return fn(*inputs)
-    out = None
+        return fn(slice(0, height), *inputs) if with_rows else fn(*inputs)
+    outs = None
     for top in range(0, height, rows):
         bottom = min(height, top + rows)
         first, last = max(0, top - halo), min(height, bottom + halo)
-        band = fn(*(x[:, :, first:last] for x in inputs))
-        band = band[:, :, int((top - first) * scale):int((bottom - first) * scale)]
-        if out is None:
-            layout = (torch.channels_last if band.is_contiguous(memory_format=torch.channels_last)
-                      else torch.contiguous_format)
-            out = torch.empty((band.shape[0], band.shape[1], int(scale * height),
-                               int(scale * width)),
-                              dtype=band.dtype, device=band.device, memory_format=layout)
-        out[:, :, int(top * scale):int(bottom * scale)] = band
-    return out
+        bands = [x[:, :, first:last] for x in inputs]
+        result = fn(slice(first, last), *bands) if with_rows else fn(*bands)
+        parts = result if isinstance(result, tuple) else (result,)
+        keep = slice(int((top - first) * scale), int((bottom - first) * scale))
+        if outs is None:
+            outs = [torch.empty((part.shape[0], part.shape[1], int(scale * height),
+                                 int(scale * width)), dtype=part.dtype, device=part.device,
+                                memory_format=torch.channels_last if is_channels_last(part)
+                                else torch.contiguous_format) for part in parts]
+        for out, part in zip(outs, parts):
+            out[:, :, int(top * scale):int(bottom * scale)] = part[:, :, keep]
+    return tuple(outs) if isinstance(result, tuple) else outs[0]

@@ -203,27 +203,17 @@ class Network(nn.Module):
         levels.append(self._synthesize(pyramid[3], local_motion))
 
         skips = []
-        for stage, k in zip(self.upsample_pyramid, (2, 1, 0)):
+        for stage, k in zip(self.upsample_pyramid[:2], (2, 1)):
             # Each output row depends on input rows within one row: (PReLU,) deconv, 2 convs.
             z = map_row_bands(stage, [z], scale=2, halo=1)               # [B, F_k + 5, H/2^k, .]
-            motion = z[:, -self.config.motion_out_dim:]
-            if k:
-                skips.append(z[:, :-self.config.motion_out_dim])
-            levels.append(self._synthesize(pyramid[k], motion))
-        del pyramid
-        flow_t0, flow_t1 = motion[:, 0:2].clone(), motion[:, 2:4].clone()   # outlive z
+            skips.append(z[:, :-self.config.motion_out_dim])
+            levels.append(self._synthesize(pyramid[k], z[:, -self.config.motion_out_dim:]))
+        features, motion, *level = self._finest_level(z, pyramid[0], im0, im1)
+        del pyramid, z
+        levels.append(level)
+        flow_t0, flow_t1 = motion[:, 0:2].clone(), motion[:, 2:4].clone()   # not views of z
         del motion
-        warped0, warped1, blend, mask = levels[-1]
-        # In z's dtype (under autocast, half precision, rather than z cast to float32) and
-        # layout, so that the concatenation is the convolution's input as it is.
-        # (dtype read first: a comprehension naming z would make it a closure cell, whose
-        # `del` torch.compile cannot trace.)
-        dtype = z.dtype
-        frames = [t.to(dtype, memory_format=torch.channels_last)
-                  for t in (im0, warped0, im1, warped1, blend)]
-        features = map_row_bands(lambda *parts: self.proj(torch.cat(parts, dim=1)),
-                                 [z, *frames])                            # [B, r, H, W]
-        del frames, z                                                     # z: the largest tensor
+        warped0, warped1, blend, mask = level
         refined = blend + self._refine(features, skips)
         levels.reverse()
         return {
@@ -274,12 +264,43 @@ class Network(nn.Module):
         choice = torch.stack(losses).argmin(dim=0)                       # first minimum wins
         return torch.stack(candidates)[choice, torch.arange(batch, device=frames.device)]
 
-    def _synthesize(self, frames: Tensor, motion: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        """frames: [2B, 3, h, w] (frame 0's first); motion: [B, 5, h, w] ->
-        (frame 0 warped, frame 1 warped, blend, blend weight of frame 0)."""
-        warped0, warped1 = warp_backward(frames, frame_pair(motion)).chunk(2)
+    def _synthesize(self, frames: Tensor, motion: Tensor,
+                    top: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        """frames: [2B, 3, H, W] (frame 0's first); motion: [B, 5, h, W] for rows top .. top+h-1
+        (all rows by default) -> (frame 0 warped, frame 1 warped, blend, blend weight of frame
+        0), each [B, C, h, W]."""
+        warped0, warped1 = warp_backward(frames, frame_pair(motion), top).chunk(2)
         mask = torch.sigmoid(motion[:, 4:5])
         return warped0, warped1, mask * warped0 + (1 - mask) * warped1, mask
+
+    def _finest_level(self, z: Tensor, frames: Tensor, im0: Tensor,
+                      im1: Tensor) -> tuple[Tensor, ...]:
+        """The last decoder stage, its synthesis and the refinement's input projection, in bands
+        of rows, so that the stage's full-resolution output (the largest tensor of the network)
+        exists for one band at a time.
+
+        z: [B, F_1 + 5, H/2, W/2]; frames: [2B, 3, H, W] as warped by global motion;
+        im0, im1: [B, 3, H, W] -> (projected features [B, r, H, W], motion [B, 5, H, W],
+        frame 0 warped, frame 1 warped, blend, blend weight of frame 0).
+        """
+        stage = self.upsample_pyramid[2]
+        motion_dim = self.config.motion_out_dim
+
+        def band(rows: slice, z: Tensor) -> tuple[Tensor, ...]:
+            full = slice(2 * rows.start, 2 * rows.stop)
+            z = stage(z)                                                 # [B, F_0 + 5, h, W]
+            motion = z[:, -motion_dim:]
+            level = self._synthesize(frames, motion, full.start)
+            warped0, warped1, blend, _ = level
+            # In z's dtype (under autocast, half precision, rather than z cast to float32) and
+            # layout, so that the concatenation is the convolution's input as it is.
+            parts = [t.to(z.dtype, memory_format=torch.channels_last) for t in
+                     (im0[:, :, full], warped0, im1[:, :, full], warped1, blend)]
+            return (self.proj(torch.cat((z, *parts), dim=1)), motion, *level)
+
+        # Output rows depend on input rows within two: the stage's two 3x3 convolutions (one
+        # half-resolution row), then the projection's (one more).
+        return map_row_bands(band, [z], scale=2, halo=2, with_rows=True)
 
     def _refine(self, a0: Tensor, skips: list[Tensor]) -> Tensor:
         """Residual in (-1, 1) for the full-resolution blend, [B, 3, H, W].
@@ -287,16 +308,22 @@ class Network(nn.Module):
         a0: [B, r, H, W], the projected decoder output, frames, warped frames and blend;
         skips: decoder features at 1/4 then 1/2 (motion channels removed), consumed.
         """
-        a1 = self.down1(a0)
-        a2 = self.down2(torch.cat((a1, skips.pop()), dim=1))
+        a1 = map_row_bands(self.down1, [a0], scale=0.5, halo=2)       # stride 2: even rows
+        # A stride-2 and a plain 3x3 convolution: three input rows each side, even for the stride.
+        a2 = map_row_bands(lambda *parts: self.down2(torch.cat(parts, dim=1)),
+                           [a1, skips.pop()], scale=0.5, halo=4)
         a3 = self.down3(torch.cat((a2, skips.pop()), dim=1))
         b = self.up1(a3)
         del a3
         b = self.up2(torch.cat((b, a2), dim=1))
         del a2
-        b = map_row_bands(lambda *parts: self.up3(torch.cat(parts, dim=1)), [b, a1], scale=2,
-                          halo=0)
+
+        def refine_band(rows: slice, b: Tensor, a1: Tensor) -> Tensor:
+            b = self.up3(torch.cat((b, a1), dim=1))                       # [B, r, h, W]
+            return self.refine_head(torch.cat((b, a0[:, :, 2 * rows.start:2 * rows.stop]), dim=1))
+
+        # The 2x2 deconvolution maps one row to two; the head's two 3x3 convolutions need two
+        # full-resolution rows each side, one at half resolution.
+        head = map_row_bands(refine_band, [b, a1], scale=2, halo=1, with_rows=True)
         del a1
-        head = map_row_bands(lambda *parts: self.refine_head(torch.cat(parts, dim=1)), [b, a0],
-                             halo=2)
         return 2 * torch.sigmoid(head) - 1

@@ -393,3 +393,15 @@ def test_motion_heads_round_exactly_as_on_the_reference_layout(variant):
     assert torch.equal(built, reference)
     with torch.no_grad():
         assert torch.equal(model.global_motion_mlp(built), model.global_motion_mlp(reference))
+
+
+def test_warp_of_a_band_of_rows_equals_those_rows_of_the_whole_warp():
+    """`top` places a band's flows in the image's grid (the finest level is synthesised in
+    bands): same samples, bit for bit, taps above and below the band included."""
+    generator = torch.Generator().manual_seed(0)
+    image = torch.rand(2, 3, 12, 10, generator=generator)
+    flow = 4 * torch.randn(2, 2, 12, 10, generator=generator)
+    whole = warp_backward(image, flow)
+    band = warp_backward(image, flow[:, :, 5:9], top=5)
+    assert band.shape == (2, 3, 4, 10)
+    assert torch.equal(band, whole[:, :, 5:9])
