@@ -150,18 +150,27 @@ def _attention_in_products(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | No
     """
     windows, heads, cells, _ = q.shape
     n_windows = 1 if allowed is None else allowed.shape[0]
-    # Whole images per chunk, so that the mask lines up with every chunk's windows.
-    chunk = max(1, ATTENTION_CHUNK_ELEMENTS // (n_windows * heads * cells * cells)) * n_windows
+    per_window = heads * cells * cells
+    blocked = None if allowed is None else ~allowed[:, None]               # [nW, 1, N, N]
+    if n_windows * per_window <= ATTENTION_CHUNK_ELEMENTS:
+        chunk = ATTENTION_CHUNK_ELEMENTS // (n_windows * per_window) * n_windows  # whole images
+    else:
+        chunk = max(1, ATTENTION_CHUNK_ELEMENTS // per_window)    # part of one image at a time
     out = v.new_empty(windows, heads, cells, v.shape[-1])
-    for start in range(0, windows, chunk):
-        stop = min(windows, start + chunk)
+    start = 0
+    while start < windows:
+        # Chunks of whole images, or parts that do not cross from one image into the next.
+        stop = min(windows, start + chunk, start - start % n_windows + max(chunk, n_windows))
         logits = (q[start:stop] * scale) @ k[start:stop].transpose(-1, -2)  # [c, heads, N, N]
-        if allowed is not None:
-            logits = logits.view(-1, n_windows, heads, cells, cells)
-            logits = logits.masked_fill(~allowed[:, None], float("-inf"))
-        probs = logits.softmax(dim=-1).view(-1, heads, cells, cells)
+        if blocked is not None:
+            if stop - start >= n_windows:
+                logits.view(-1, n_windows, heads, cells, cells).masked_fill_(blocked, float("-inf"))
+            else:
+                first = start % n_windows
+                logits.masked_fill_(blocked[first:first + stop - start], float("-inf"))
+        out[start:stop] = logits.softmax(dim=-1) @ v[start:stop]
         del logits
-        out[start:stop] = probs @ v[start:stop]
+        start = stop
     return out
 
 

@@ -7,7 +7,8 @@ from einops import rearrange
 from torch import Tensor, nn
 
 INPLACE_MIN_ELEMENTS = 1 << 24  # tensors at least this large are activated in place
-BAND_PIXELS = 1 << 15     # input pixels per band of `map_row_bands`
+BAND_PIXELS = 1 << 15     # input pixels per band of `map_row_bands` ...
+BAND_HALOS = 32           # ... unless that is fewer rows than this many halos
 
 
 class _PReLUFunction(torch.autograd.Function):
@@ -162,7 +163,9 @@ def map_row_bands(fn: Callable[..., Tensor | tuple[Tensor, ...]], inputs: list[T
     """
     height, width = inputs[0].shape[-2:]
     step = round(1 / scale) if scale < 1 else 1        # input rows per output row
-    rows = max(step, BAND_PIXELS // width // step * step)
+    # Bands of BAND_PIXELS, but at least BAND_HALOS halos tall, so that the rows recomputed
+    # at their edges stay a small part of the work on wide frames.
+    rows = max(step, BAND_PIXELS // width // step * step, -(-BAND_HALOS * halo // step) * step)
     if rows >= height:
         return fn(slice(0, height), *inputs) if with_rows else fn(*inputs)
     outs = None

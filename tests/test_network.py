@@ -269,9 +269,14 @@ def test_low_precision_on_a_cpu_without_it_warns_once(monkeypatch, caplog):
 
 
 @pytest.mark.parametrize("path", ["explicit", "fused"])
-def test_windowed_attention_against_a_literal_float64_softmax(path):
+@pytest.mark.parametrize("chunk_windows", [None, 3], ids=["whole-images", "3-window-chunks"])
+def test_windowed_attention_against_a_literal_float64_softmax(path, chunk_windows, monkeypatch):
     """Both attention paths against softmax(qk^T * s + mask) in float64, with the motion as the
-    attention-weighted mean offset; the mask is a real one (padding and shift), -100 additive."""
+    attention-weighted mean offset; the mask is a real one (padding and shift), -100 additive.
+    Chunks of 3 windows split each image's 4 (the mask must follow them)."""
+    import network.atm
+    if chunk_windows:
+        monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", chunk_windows * 2 * 16 * 16)
     torch.manual_seed(0)
     ws, heads, d = 4, 2, 3
     mask = window_attention_mask(6, 6, ws, shift=2, device=torch.device("cpu"))   # [4, 16, 16]
