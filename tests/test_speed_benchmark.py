@@ -65,7 +65,7 @@ def test_reference_checkout_is_timed_side_by_side(tmp_path, capsys):
 
 
 def test_flop_count_includes_the_transformer_layers():
-    """97.95 GFLOP for lite at 256x448 (97.72 for the network itself, plus the halo rows that
+    """97.85 GFLOP for lite at 256x448 (97.72 for the network itself, plus the halo rows that
     banded layers recompute): every convolution and product is counted (a layer on a
     kernel FlopCounterMode does not know would count as nothing)."""
-    assert abs(speed.count_gflop("lite", True) - 97.9501) < 1e-3
+    assert abs(speed.count_gflop("lite", True) - 97.8510) < 1e-3
