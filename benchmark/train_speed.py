@@ -17,7 +17,6 @@ import argparse
 import json
 import logging
 import multiprocessing as mp
-import platform
 import statistics
 import sys
 import time
@@ -26,7 +25,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.speed import measure_throughput, peak_memory_gib, synchronize
+from benchmark.speed import cpu_name, measure_throughput, peak_memory_gib, synchronize
 from loss import laplacian_loss, warping_loss
 from network import PRECISIONS, VARIANTS, Network, UserError, autocast, select_device
 from network.runtime import cpu_has_native
@@ -131,7 +130,7 @@ def main(argv: list[str] | None = None) -> int:
         device = select_device(args.device)
         threads = args.threads or share_cores(device, 0)[1]
         native = {p: cpu_has_native(p) for p in args.amps} if device.type == "cpu" else {}
-        header = {"device": str(device), "cpu": platform.processor() or platform.machine(),
+        header = {"device": str(device), "cpu": cpu_name(),
                   "usable_cores": usable_cores(), "threads": threads, "torch": torch.__version__,
                   "batch_size": args.batch_size, "crop": args.crop, "compile": args.compile,
                   "native_precisions": native}

