@@ -145,6 +145,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     frames = torch.rand(2, 1, 3, *size, device=device)
     padder = InputPadder(frames.shape, divisor=64)
     im0, im1 = padder.pad(frames[0], frames[1])
+
     def timed_call() -> float:
         synchronize(device)
         start = time.perf_counter()
