@@ -62,6 +62,7 @@ def test_banded_and_chunked_paths_match_the_reference(case, checkpoints, device,
     import network.atm
     import network.blocks
     monkeypatch.setattr(network.blocks, "BAND_PIXELS", 2048)
+    monkeypatch.setattr(network.blocks, "BAND_HALOS", 1)
     monkeypatch.setattr(network.blocks, "INPLACE_MIN_ELEMENTS", 1)
     monkeypatch.setattr(network.atm, "MLP_BAND_ELEMENTS", 100 * 2 * 16)
     monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", 3 * 8 * 64 * 64)
