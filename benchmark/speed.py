@@ -9,25 +9,21 @@ Each configuration runs in a fresh process, so its peak memory (peak RSS on CPU,
 allocated memory on CUDA) is its own. Weights are random: speed does not depend on them.
 """
 import argparse
-import importlib
 import json
 import logging
 import multiprocessing as mp
 import platform
-import resource
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.timing import peak_memory_gib, synchronize, time_authors, time_calls
 from network import InputPadder, Network, UserError, autocast, select_device
 from network.runtime import compile_network, cpu_has_native, keep_freed_memory
 
-WARMUP_CALLS = 3               # untimed calls before the timed ones, at most ...
-WARMUP_SECONDS = 10.0          # ... and none after they have taken this long in all
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
 
 
@@ -53,25 +49,6 @@ def parse_size(text: str) -> tuple[int, int]:
     if height < 16 or width < 16:
         raise UserError(f"size {text!r} is too small (at least 16x16)")
     return height, width
-
-
-def peak_memory_gib(device: torch.device) -> float:
-    """Peak allocated CUDA memory, or this process's peak resident set size."""
-    if device.type == "cuda":
-        return torch.cuda.max_memory_allocated(device) / 2**30
-    status = Path("/proc/self/status")
-    if status.exists():   # Linux: VmHWM starts afresh in a spawned process, ru_maxrss does not
-        for line in status.read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
-
-
-def synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-    elif device.type == "mps":
-        torch.mps.synchronize()
 
 
 def count_gflop(variant: str, global_motion: bool) -> float:
@@ -108,64 +85,26 @@ def measure_throughput(device: torch.device, precision: str) -> dict:
     return results
 
 
-def authors_network_class(checkout: Path, variant: str) -> type:
-    """`Network` of the authors' `network/network_<variant>.py` in a checkout of their
-    repository. Their package is also called `network`, so ours leaves this process's module
-    table first: call this only in a process that does nothing else (`run_one`)."""
-    for name in [name for name in sys.modules if name == "network" or name.startswith("network.")]:
-        del sys.modules[name]
-    sys.path.insert(0, str(checkout))   # their modules import each other from the checkout root
-    return importlib.import_module(f"network.network_{variant}").Network
-
-
 def run_one(variant: str, size: tuple[int, int], precision: str, device_name: str,
-            global_motion: bool, repeats: int, reference: Path | None, compile_model: bool,
-            queue: mp.Queue) -> None:
-    """Child process: time one configuration (the authors' code when `reference` is their
-    checkout, else ours; compiled with torch.compile when `compile_model`) and report through
-    `queue`."""
+            global_motion: bool, repeats: int, compile_model: bool, queue: mp.Queue) -> None:
+    """Child process: time one configuration of our network (compiled with torch.compile when
+    `compile_model`) and report through `queue`."""
     torch.manual_seed(0)
-    keep_freed_memory()     # as demo_2x.py and the benchmarks do; for the authors' code too
+    keep_freed_memory()     # as demo_2x.py and the benchmarks do
     logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
     device = torch.device(device_name)
-    if reference is None:
-        model = Network.from_variant(variant, global_motion=global_motion)
-        no_grad = torch.inference_mode
-    else:
-        warnings.simplefilter("ignore")    # their deprecation warnings are not ours to show
-        try:
-            model = authors_network_class(reference, variant)(global_motion=global_motion)
-        except Exception as error:   # their code, any failure: report it, one line
-            queue.put({"error": f"{type(error).__name__}: {error}"})
-            return
-        no_grad = torch.no_grad       # as their demo runs it
-    model = model.to(device).eval()
+    model = Network.from_variant(variant, global_motion=global_motion).to(device).eval()
     if compile_model:
         compile_network(model)
     frames = torch.rand(2, 1, 3, *size, device=device)
     padder = InputPadder(frames.shape, divisor=64)
     im0, im1 = padder.pad(frames[0], frames[1])
-
-    def timed_call() -> float:
-        synchronize(device)
-        start = time.perf_counter()
-        padder.unpad(model(im0, im1)["I_t"])
-        synchronize(device)
-        return time.perf_counter() - start
-
-    with no_grad(), autocast(device, precision):
-        times = [timed_call()]
-        if repeats:
-            # Until the heap stops growing (on Linux, every new page is a fault) and caches
-            # settle: up to WARMUP_CALLS, while they have taken under WARMUP_SECONDS in all.
-            while len(times) < WARMUP_CALLS and sum(times) < WARMUP_SECONDS:
-                times.append(timed_call())
-            timed = [timed_call() for _ in range(repeats)]
-        else:
-            timed = times
-    report = {"latency_s": min(timed), "peak_memory_gib": peak_memory_gib(device)}
+    with torch.inference_mode(), autocast(device, precision):
+        latency, first_call = time_calls(lambda: padder.unpad(model(im0, im1)["I_t"]), device,
+                                         repeats)
+    report = {"latency_s": latency, "peak_memory_gib": peak_memory_gib(device)}
     if compile_model:
-        report["first_call_s"] = times[0]     # compilation included
+        report["first_call_s"] = first_call     # compilation included
     queue.put(report)
 
 
@@ -242,15 +181,21 @@ def main(argv: list[str] | None = None) -> int:
                 ours = None
                 for reference in [None] + ([args.reference] if args.reference else []):
                     label = variant if reference is None else "authors"
-                    queue = context.Queue()
-                    child = context.Process(target=run_one, args=(
-                        variant, size, precision, str(device), not args.global_off, args.repeats,
-                        reference, args.compile and reference is None, queue))
-                    child.start()
-                    child.join()
-                    report = queue.get() if not queue.empty() else {}
-                    if child.exitcode != 0 or "error" in report:
-                        why = report.get("error", f"exit code {child.exitcode}; out of memory?")
+                    if reference is None:
+                        queue = context.Queue()
+                        child = context.Process(target=run_one, args=(
+                            variant, size, precision, str(device), not args.global_off,
+                            args.repeats, args.compile, queue))
+                        child.start()
+                        child.join()
+                        report = queue.get() if not queue.empty() else {}
+                        if child.exitcode != 0:
+                            report["error"] = f"exit code {child.exitcode}; out of memory?"
+                    else:
+                        report = time_authors(reference, variant, size, precision, str(device),
+                                              not args.global_off, args.repeats)
+                    if "error" in report:
+                        why = report["error"]
                         print(f"{label:7} {size[0]:>4}x{size[1]:<5} {precision:>5}   failed ({why})")
                         continue
                     row = {"variant": variant, "size": list(size), "precision": precision,

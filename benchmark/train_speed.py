@@ -25,7 +25,8 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
-from benchmark.speed import cpu_name, measure_throughput, peak_memory_gib, synchronize
+from benchmark.speed import cpu_name, measure_throughput
+from benchmark.timing import peak_memory_gib, synchronize
 from loss import laplacian_loss, warping_loss
 from network import PRECISIONS, VARIANTS, Network, UserError, autocast, select_device
 from network.runtime import cpu_has_native

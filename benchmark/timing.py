@@ -1,0 +1,110 @@
+"""Timing and peak memory of network forward passes, for `speed.py` and `train_speed.py`.
+
+Nothing here imports this project's `network` package, because the authors' network, which
+`speed.py --reference` times too, lives in a package of the same name. `time_authors` runs
+their code in a fresh Python whose working directory is their checkout (Python puts it first on
+the module path for `-c`, as their modules expect) and this file as its main program.
+"""
+import importlib
+import importlib.util
+import json
+import resource
+import subprocess
+import sys
+import time
+import warnings
+from pathlib import Path
+
+import torch
+
+WARMUP_CALLS = 3               # untimed calls before the timed ones, at most ...
+WARMUP_SECONDS = 10.0          # ... and none after they have taken this long in all
+RUNTIME_FILE = Path(__file__).resolve().parent.parent / "network" / "runtime.py"
+
+
+def synchronize(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+    elif device.type == "mps":
+        torch.mps.synchronize()
+
+
+def peak_memory_gib(device: torch.device) -> float:
+    """Peak allocated CUDA memory, or this process's peak resident set size."""
+    if device.type == "cuda":
+        return torch.cuda.max_memory_allocated(device) / 2**30
+    status = Path("/proc/self/status")
+    if status.exists():   # Linux: VmHWM starts afresh in a spawned process, ru_maxrss does not
+        for line in status.read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+
+
+def time_calls(call, device: torch.device, repeats: int) -> tuple[float, float]:
+    """(best of `repeats` timed calls, first call) in seconds. Untimed warm-up calls come first,
+    until the heap stops growing (on Linux, every new page is a fault) and caches settle: up
+    to WARMUP_CALLS, while they have taken under WARMUP_SECONDS in all. `repeats` 0: the first
+    call alone is timed."""
+    def timed_call() -> float:
+        synchronize(device)
+        start = time.perf_counter()
+        call()
+        synchronize(device)
+        return time.perf_counter() - start
+
+    times = [timed_call()]
+    if not repeats:
+        return times[0], times[0]
+    while len(times) < WARMUP_CALLS and sum(times) < WARMUP_SECONDS:
+        times.append(timed_call())
+    return min(timed_call() for _ in range(repeats)), times[0]
+
+
+def time_authors(checkout: Path, variant: str, size: tuple[int, int], precision: str,
+                 device: str, global_motion: bool, repeats: int) -> dict:
+    """Time the authors' `network/network_<variant>.py` in `checkout`, as `speed.run_one` times
+    ours, in a fresh process: {"latency_s", "peak_memory_gib"}, or {"error": one line}."""
+    job = json.dumps({"variant": variant, "size": size, "precision": precision, "device": device,
+                      "global_motion": global_motion, "repeats": repeats})
+    child = subprocess.run([sys.executable, "-c", "import runpy, sys; sys.argv = sys.argv[1:]; "
+                            "runpy.run_path(sys.argv[0], run_name='__main__')", __file__, job],
+                           cwd=checkout, capture_output=True, text=True)
+    lines = child.stdout.strip().splitlines()
+    if child.returncode != 0 or not lines:
+        why = (child.stderr.strip().splitlines() or [f"exit code {child.returncode}"])[-1]
+        return {"error": why}
+    return json.loads(lines[-1])
+
+
+def _our_runtime():
+    """This project's network/runtime.py (memory reuse, autocast), loaded from its file: the
+    name `network` is the authors' package in this process."""
+    spec = importlib.util.spec_from_file_location("atm_vfi_runtime", RUNTIME_FILE)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _time_authors_here(job: dict) -> dict:
+    """In the child of `time_authors`, whose working directory is the authors' checkout."""
+    runtime = _our_runtime()
+    torch.manual_seed(0)
+    runtime.keep_freed_memory()     # as for ours
+    runtime.log.setLevel("ERROR")   # speed.py's header says it once
+    warnings.simplefilter("ignore")    # their deprecation warnings are not ours to show
+    device = torch.device(job["device"])
+    try:
+        network = importlib.import_module(f"network.network_{job['variant']}").Network
+        model = network(global_motion=job["global_motion"]).to(device).eval()
+    except Exception as error:   # their code, any failure: report it, one line
+        return {"error": f"{type(error).__name__}: {error}"}
+    height, width = (-(-side // 64) * 64 for side in job["size"])   # as ours pads them
+    im0, im1 = torch.rand(2, 1, 3, height, width, device=device)
+    with torch.no_grad(), runtime.autocast(device, job["precision"]):   # as their demo runs
+        latency, _ = time_calls(lambda: model(im0, im1)["I_t"], device, job["repeats"])
+    return {"latency_s": latency, "peak_memory_gib": peak_memory_gib(device)}
+
+
+if __name__ == "__main__":
+    print(json.dumps(_time_authors_here(json.loads(sys.argv[1]))))
