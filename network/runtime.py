@@ -47,9 +47,6 @@ def compile_network(model: torch.nn.Module) -> torch.nn.Module:
     return model
 
 
-KEPT_FREE_BYTES = (1 << 31) - 1   # free memory at the heap's top that is kept (a C int)
-
-
 @functools.cache
 def keep_freed_memory() -> bool:
     """Let this process reuse the memory of freed tensors (Linux, glibc).
@@ -58,8 +55,10 @@ def keep_freed_memory() -> bool:
     the system when freed, so the next tensor of that size is faulted in again page by page:
     a 1080p forward pass on a CPU then spends a fifth to a quarter of its time in the kernel
     (about two million page faults per pass). With this, all blocks come from the heap and
-    freed ones stay there for reuse. Peak memory grows a little (the heap fragments), and the
-    process keeps its peak until it exits. Process-wide and irreversible; the command-line
+    freed ones stay there for reuse, however much is free at the heap's top (glibc would
+    otherwise return anything beyond 128 KiB there, and a 4K frame's gigabytes of temporaries
+    would be faulted in again on every call). Peak memory grows a little (the heap fragments),
+    and the process keeps its peak until it exits. Process-wide and irreversible; the command-line
     tools call it, library users may. Returns False where it does not apply (other C
     libraries, macOS, Windows).
     """
@@ -68,7 +67,8 @@ def keep_freed_memory() -> bool:
     except (OSError, AttributeError):
         return False
     m_trim_threshold, m_mmap_max = -1, -4
-    return bool(mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, KEPT_FREE_BYTES))
+    never = -1      # mallopt(3): a trim threshold of -1 disables trimming
+    return bool(mallopt(m_mmap_max, 0) and mallopt(m_trim_threshold, never))
 
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
