@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 WARMUP_CALLS = 3               # untimed calls before the timed ones, at most ...
-WARMUP_SECONDS = 10.0          # ... and none after they have taken this long in all
+WARMUP_SECONDS = 10.0          # ... and none after they have taken this long in all, unless
+SETTLED_FAULTS = 1000          # ... the last one (on a CPU) faulted in this many new pages or more
 RUNTIME_FILE = Path(__file__).resolve().parent.parent / "network" / "runtime.py"
 
 
@@ -41,11 +42,17 @@ def peak_memory_gib(device: torch.device) -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
 
 
+def page_faults() -> int:
+    """Minor page faults of this process so far (on Linux, one per new 4 KiB page)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
 def time_calls(call, device: torch.device, repeats: int) -> tuple[float, float]:
     """(best of `repeats` timed calls, first call) in seconds. Untimed warm-up calls come first,
-    until the heap stops growing (on Linux, every new page is a fault) and caches settle: up
-    to WARMUP_CALLS, while they have taken under WARMUP_SECONDS in all. `repeats` 0: the first
-    call alone is timed."""
+    until caches settle and the heap stops growing (every new page is a fault, and a 4K frame
+    still faults in hundreds of thousands on its second call): up to WARMUP_CALLS, while they
+    have taken under WARMUP_SECONDS in all or, on a CPU, the last of them still faulted in
+    SETTLED_FAULTS pages or more. `repeats` 0: the first call alone is timed."""
     def timed_call() -> float:
         synchronize(device)
         start = time.perf_counter()
@@ -53,10 +60,16 @@ def time_calls(call, device: torch.device, repeats: int) -> tuple[float, float]:
         synchronize(device)
         return time.perf_counter() - start
 
+    faults = page_faults()
     times = [timed_call()]
     if not repeats:
         return times[0], times[0]
-    while len(times) < WARMUP_CALLS and sum(times) < WARMUP_SECONDS:
+    while len(times) < WARMUP_CALLS:
+        now = page_faults()
+        faulted, faults = now - faults, now
+        settled = device.type != "cpu" or faulted < SETTLED_FAULTS
+        if settled and sum(times) >= WARMUP_SECONDS:
+            break
         times.append(timed_call())
     return min(timed_call() for _ in range(repeats)), times[0]
 

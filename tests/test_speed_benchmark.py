@@ -1,7 +1,9 @@
 """benchmark/speed.py: its report, not its timings (those are for people to read)."""
 import json
 
-from benchmark import speed
+import torch
+
+from benchmark import speed, timing
 
 
 def test_bad_size_is_one_line_and_exit_1(capsys, tmp_path):
@@ -69,3 +71,22 @@ def test_flop_count_includes_the_transformer_layers():
     banded layers recompute): every convolution and product is counted (a layer on a
     kernel FlopCounterMode does not know would count as nothing)."""
     assert abs(speed.count_gflop("lite", True) - 97.8510) < 1e-3
+
+
+def test_warm_up_goes_on_while_calls_fault_in_new_pages(monkeypatch):
+    """A CPU call that still grows the heap is not timed yet, however long the warm-up took;
+    one that does not is timed once the warm-up time is spent."""
+    monkeypatch.setattr(timing, "WARMUP_SECONDS", 0.0)
+    cpu = torch.device("cpu")
+    kept = []
+
+    def growing():   # 32 MiB of new pages per call, kept
+        kept.append(torch.ones(8 << 20))
+
+    timing.time_calls(growing, cpu, repeats=1)
+    assert len(kept) == timing.WARMUP_CALLS + 1
+
+    settled = torch.ones(8 << 20)
+    calls = []
+    timing.time_calls(lambda: calls.append(settled.add_(1)), cpu, repeats=1)
+    assert len(calls) == 2      # the first call, then the timed one
