@@ -120,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--global_off", action="store_true", help="run without the global motion branch")
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed runs per configuration, after untimed warm-up runs (three, "
-                             "fewer once they have taken 10 s); the best is reported. 0: time "
-                             "the first run alone")
+                             "fewer once they have taken 10 s, unless on a CPU the last one "
+                             "still page-faulted); the best is reported. 0: time the first run "
+                             "alone")
     parser.add_argument("--compile", action="store_true",
                         help="torch.compile the network first (ours only); the first call, which "
                              "compiles, is reported separately as first_call_s")
