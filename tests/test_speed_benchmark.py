@@ -1,5 +1,6 @@
 """benchmark/speed.py: its report, not its timings (those are for people to read)."""
 import json
+import mmap
 
 import torch
 
@@ -80,8 +81,10 @@ def test_warm_up_goes_on_while_calls_fault_in_new_pages(monkeypatch):
     cpu = torch.device("cpu")
     kept = []
 
-    def growing():   # 32 MiB of new pages per call, kept
-        kept.append(torch.ones(8 << 20))
+    def growing():   # 32 MiB of new pages per call (mapped afresh, whatever the heap holds)
+        block = mmap.mmap(-1, 32 << 20)
+        block.write(bytes(range(256)) * (1 << 17))
+        kept.append(block)
 
     timing.time_calls(growing, cpu, repeats=1)
     assert len(kept) == timing.WARMUP_CALLS + 1
