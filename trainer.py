@@ -278,12 +278,12 @@ class Trainer:
                                            fused=fused_adamw(self.device))
         self.scaler = torch.amp.GradScaler(self.device.type, enabled=config.amp == "fp16")
         self.step = 0                                      # optimizer steps taken
-        self._resumed_average = None                       # moving-average weights resumed
         self.position = (0, 0)                             # (epoch, batches done in it) to run next
         self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
         self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
+        resumed_average = None                             # moving-average weights resumed
         if config.resume:
-            self._resume()
+            resumed_average = self._resume()
         elif config.init_ckpt is not None:
             self._initialise(config.init_ckpt)
         elif config.scratch_init in ("motion", "attention"):
@@ -291,8 +291,8 @@ class Trainer:
         self.ema_model = None               # with config.ema: what validation and saving see
         if config.ema:
             self.ema_model = copy.deepcopy(self.raw_model).requires_grad_(False).eval()
-            if self._resumed_average is not None:
-                self.ema_model.load_state_dict(self._resumed_average)
+            if resumed_average is not None:
+                self.ema_model.load_state_dict(resumed_average)
         self.model = self.raw_model
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -363,7 +363,9 @@ class Trainer:
                                   "--no-load_optimizer")
         self.optimizer.load_state_dict(state)
 
-    def _resume(self) -> None:
+    def _resume(self) -> dict[str, Tensor] | None:
+        """Restore weights, optimizer, position, metrics and RNGs from the latest checkpoint;
+        returns the moving-average weights it holds (saved with --ema), else None."""
         folder = self.config.model_checkpoints
         path = latest_checkpoint(folder)
         if path is None:
@@ -375,8 +377,9 @@ class Trainer:
         if saved_phase != self.config.phase:
             raise UserError(f"--resume: {path} is from phase {saved_phase}, not phase "
                             f"{self.config.phase}")
+        average = None
         if "trained_state_dict" in extra:     # saved with --ema: model_state_dict is the average
-            self._resumed_average = {k: v.clone() for k, v in self.raw_model.state_dict().items()}
+            average = {k: v.clone() for k, v in self.raw_model.state_dict().items()}
             self.raw_model.load_state_dict(extra["trained_state_dict"])
         self.optimizer.load_state_dict(extra["optimizer_state_dict"])
         if extra["scaler"]:
@@ -388,6 +391,7 @@ class Trainer:
         set_rng_state(extra["rng"])
         log.info("resuming from %s at step %d (epoch %d, batch %d)", path, self.step,
                  *self.position)
+        return average
 
     # --- data ------------------------------------------------------------------------------
 
