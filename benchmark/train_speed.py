@@ -28,7 +28,8 @@ from torch.utils.flop_counter import FlopCounterMode
 from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import peak_memory_gib, synchronize
 from loss import laplacian_loss, warping_loss
-from network import PRECISIONS, VARIANTS, Network, UserError, autocast, select_device
+from network import (PRECISIONS, VARIANTS, Network, UserError, autocast, keep_freed_memory,
+                     select_device)
 from network.runtime import cpu_has_native
 from trainer import fused_adamw, share_cores, usable_cores
 
@@ -46,6 +47,7 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
     """Child process: time `steps` training steps of one configuration, report via `queue`."""
     torch.manual_seed(0)
     torch.set_num_threads(threads)
+    keep_freed_memory()     # as train.py does
     logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
     device = torch.device(device_name)
     model = Network.from_variant(variant, global_motion=False)
