@@ -57,10 +57,10 @@ def keep_freed_memory() -> bool:
     (about two million page faults per pass). With this, all blocks come from the heap and
     freed ones stay there for reuse, however much is free at the heap's top (glibc would
     otherwise return what exceeds its trim threshold there, 128 KiB to 64 MiB, and a 4K
-    frame's gigabytes of temporaries would be faulted in again on every call). Peak memory grows a little (the heap fragments),
-    and the process keeps its peak until it exits. Process-wide and irreversible; the command-line
-    tools call it, library users may. Returns False where it does not apply (other C
-    libraries, macOS, Windows).
+    frame's gigabytes of temporaries would be faulted in again on every call). Peak memory
+    grows a little (the heap fragments), and the process keeps its peak until it exits.
+    Process-wide and irreversible; the command-line tools call it, library users may. Returns
+    False where it does not apply (other C libraries, macOS, Windows).
     """
     try:
         mallopt = ctypes.CDLL(None).mallopt
