@@ -21,8 +21,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.timing import peak_memory_gib, synchronize, time_authors, time_calls
-from network import InputPadder, Network, UserError, autocast, select_device
-from network.runtime import compile_network, cpu_has_native, keep_freed_memory
+from network import (InputPadder, Network, UserError, autocast, compile_network,
+                     keep_freed_memory, select_device)
+from network.runtime import cpu_has_native
 
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
 
