@@ -17,18 +17,19 @@ class FeaturePyramid(nn.ModuleList):
             nn.Sequential(conv_prelu(c_in, c_out, 1 if i == 0 else 2), conv_prelu(c_out, c_out))
             for i, (c_in, c_out) in enumerate(zip(in_dims, dims)))
 
+    # The two finest levels run in bands of rows, so the temporaries of their convolutions (in
+    # float32, oneDNN's reordered copies of input and output) exist for one band at a time:
+    # (scale, halo) of each, the halo being the input rows two 3x3 convolutions reach.
+    BANDED_LEVELS = ((1, 2), (0.5, 4))
+
     def forward(self, frames: Tensor) -> list[Tensor]:
         """frames: [n, 3, H, W] -> [f1, f2, f3]: [n, dims[i], H/2^i, W/2^i] for i = 1, 2, 3."""
         features = []
         x = frames
         for index, level in enumerate(self):
-            # The two finest levels run in bands of rows (two 3x3 convolutions: a halo of two
-            # output rows), so the temporaries of their convolutions (in float32, oneDNN's
-            # reordered copies of input and output) exist for one band at a time.
-            if index == 0:
-                x = map_row_bands(level, [x], halo=2)
-            elif index == 1:
-                x = map_row_bands(level, [x], scale=0.5, halo=4)
+            if index < len(self.BANDED_LEVELS):
+                scale, halo = self.BANDED_LEVELS[index]
+                x = map_row_bands(level, [x], scale=scale, halo=halo)
             else:
                 x = level(x)
             features.append(x)
