@@ -13,7 +13,7 @@ from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
 from network.atm import (MASKED, low_precision_windowed_attention, window_attention_mask,
                          window_offsets, windowed_attention)
-from network.blocks import Deconv2x2, PReLU, prelu_rows
+from network.blocks import Deconv2x2, PReLU, prelu, prelu_rows
 from network.model import head_input
 from network.runtime import _warn_emulated
 from network.network_base import Network as BaseNetwork
@@ -369,6 +369,17 @@ def test_prelu_gradients_equal_pytorchs_own(layout):
     out.float().backward(grad.float())
     assert out.dtype == low.grad.dtype == torch.bfloat16 and module.weight.grad.dtype == torch.float32
     torch.testing.assert_close(low.grad.float(), theirs.grad.float(), atol=0.02, rtol=0.01)
+
+
+def test_prelu_keeps_pytorchs_backward_off_cpu():
+    """Our backward is for CPUs, where it was measured; other devices (here the meta device,
+    which only computes shapes) keep PyTorch's single-pass one."""
+    x, weight = torch.randn(2, 5, 4, 6), torch.rand(5)
+    on_cpu = prelu(x.requires_grad_(), weight.requires_grad_())
+    elsewhere = prelu(x.detach().to("meta").requires_grad_(),
+                      weight.detach().to("meta").requires_grad_())
+    assert type(on_cpu.grad_fn).__name__ == "_PReLUFunctionBackward"
+    assert type(elsewhere.grad_fn).__name__ == "PreluKernelBackward0"
 
 
 def test_warp_keeps_float64_and_samples_bilinearly():
