@@ -7,7 +7,7 @@ from timm.layers import trunc_normal_
 from torch import Tensor, nn
 
 from .atm import ATMFormer, DepthwiseConv, FeatureEnhancer
-from .blocks import conv_prelu, map_row_bands
+from .blocks import conv_prelu, map_row_bands, split_channels
 from .config import BASE, VARIANTS, NetworkConfig
 from .decoder import decoder_stage, refinement_modules
 from .encoder import CrossScaleFeatureFusion, FeaturePyramid
@@ -206,8 +206,9 @@ class Network(nn.Module):
         for stage, k in zip(self.upsample_pyramid[:2], (2, 1)):
             # Each output row depends on input rows within one row: (PReLU,) deconv, 2 convs.
             z = map_row_bands(stage, [z], scale=2, halo=1)               # [B, F_k + 5, H/2^k, .]
-            skips.append(z[:, :-self.config.motion_out_dim])
-            levels.append(self._synthesize(pyramid[k], z[:, -self.config.motion_out_dim:]))
+            features, motion = split_channels(z, self._features_and_motion(z))
+            skips.append(features)
+            levels.append(self._synthesize(pyramid[k], motion))
         features, motion, *level = self._finest_level(z, pyramid[0], im0, im1)
         del pyramid, z
         levels.append(level)
@@ -264,6 +265,10 @@ class Network(nn.Module):
         choice = torch.stack(losses).argmin(dim=0)                       # first minimum wins
         return torch.stack(candidates)[choice, torch.arange(batch, device=frames.device)]
 
+    def _features_and_motion(self, z: Tensor) -> tuple[int, int]:
+        """Channel counts of a decoder output z [B, F_k + 5, h, w]: its features, its motion."""
+        return z.shape[1] - self.config.motion_out_dim, self.config.motion_out_dim
+
     def _synthesize(self, frames: Tensor, motion: Tensor,
                     top: int = 0) -> tuple[Tensor, Tensor, Tensor, Tensor]:
         """frames: [2B, 3, H, W] (frame 0's first); motion: [B, 5, h, W] for rows top .. top+h-1
@@ -284,12 +289,11 @@ class Network(nn.Module):
         frame 0 warped, frame 1 warped, blend, blend weight of frame 0).
         """
         stage = self.upsample_pyramid[2]
-        motion_dim = self.config.motion_out_dim
 
         def band(rows: slice, z: Tensor) -> tuple[Tensor, ...]:
             full = slice(2 * rows.start, 2 * rows.stop)
             z = stage(z)                                                 # [B, F_0 + 5, h, W]
-            motion = z[:, -motion_dim:]
+            _, motion = split_channels(z, self._features_and_motion(z))
             level = self._synthesize(frames, motion, full.start)
             warped0, warped1, blend, _ = level
             # In z's dtype (under autocast, half precision, rather than z cast to float32) and

@@ -13,7 +13,7 @@ from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
 from network.atm import (MASKED, low_precision_windowed_attention, window_attention_mask,
                          window_offsets, windowed_attention)
-from network.blocks import Deconv2x2, PReLU, prelu, prelu_rows
+from network.blocks import Deconv2x2, PReLU, prelu, prelu_rows, split_channels
 from network.model import head_input
 from network.runtime import _warn_emulated
 from network.network_base import Network as BaseNetwork
@@ -369,6 +369,46 @@ def test_prelu_gradients_equal_pytorchs_own(layout):
     out.float().backward(grad.float())
     assert out.dtype == low.grad.dtype == torch.bfloat16 and module.weight.grad.dtype == torch.float32
     torch.testing.assert_close(low.grad.float(), theirs.grad.float(), atol=0.02, rtol=0.01)
+
+
+@pytest.mark.parametrize("layout", ["nchw", "channels-last"])
+def test_channel_split_gradient_equals_slicing_and_keeps_the_layout(layout):
+    """split_channels' backward gives autograd's gradient for slices (float64, exact), with a
+    part left unused (zeros there), and keeps z's layout, which the slices' backward does not."""
+    torch.manual_seed(0)
+    z = torch.randn(2, 7, 4, 6, dtype=torch.float64)
+    if layout == "channels-last":
+        z = z.contiguous(memory_format=torch.channels_last)
+    w_whole, w_features, w_motion = torch.randn(3, 2, 7, 4, 6, dtype=torch.float64)
+    for use_features in (True, False):
+        ours, theirs = z.clone().requires_grad_(), z.clone().requires_grad_()
+        for x, (features, motion) in ((ours, split_channels(ours, (5, 2))),
+                                      (theirs, (theirs[:, :5], theirs[:, 5:]))):
+            loss = (x * w_whole).sum() + (motion * w_motion[:, 5:]).sum()
+            if use_features:
+                loss = loss + (features * w_features[:, :5]).sum()
+            loss.backward()
+        torch.testing.assert_close(ours.grad, theirs.grad, atol=1e-12, rtol=0)
+        assert ours.grad.is_contiguous(memory_format=torch.channels_last) == (
+            layout == "channels-last")
+
+
+def test_network_gradients_with_and_without_the_channel_split(lite_ckpt, monkeypatch):
+    """The whole network's parameter gradients (lite, float64) are those of plain slicing."""
+    torch.manual_seed(0)
+    im0, im1 = torch.rand(2, 1, 3, 64, 64, dtype=torch.float64)
+
+    def gradients():
+        model = load_network(lite_ckpt).double().train()
+        out = model(im0, im1)
+        (out["I_t"].mean() + sum(x.mean() for x in out["im_t_list"][1:])).backward()
+        return {name: p.grad for name, p in model.named_parameters()}
+
+    ours = gradients()
+    monkeypatch.setattr("network.model.split_channels", lambda z, sizes: z.split(sizes, dim=1))
+    theirs = gradients()
+    for name, grad in ours.items():
+        torch.testing.assert_close(grad, theirs[name], atol=1e-12, rtol=1e-9, msg=name)
 
 
 def test_prelu_keeps_pytorchs_backward_off_cpu():
