@@ -71,6 +71,7 @@ class TrainConfig:
     lr_hold: int = 0           # optimizer steps at init_lr after the warmup, before the cosine
     clip_grad: float = 0.0     # largest total gradient norm (0: no clipping)
     ema: float = 0.0           # decay of the weights' moving average, validated and saved (0: none)
+    keep_checkpoints: int = 0  # keep this run's newest N checkpoints and its best (0: all)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -190,6 +191,16 @@ def share_cores(device: torch.device, num_workers: int | None,
     return num_workers, max(1, share - num_workers)
 
 
+def checkpoints_to_keep(psnrs: list[float], newest: int) -> set[int]:
+    """Indices, in saving order, of the checkpoints --keep_checkpoints keeps: the last `newest`
+    and the one of highest validation PSNR (the earliest of equals; -inf: not validated)."""
+    kept = set(range(max(0, len(psnrs) - newest), len(psnrs)))
+    validated = [i for i, psnr in enumerate(psnrs) if psnr > -math.inf]
+    if validated:
+        kept.add(max(validated, key=lambda i: (psnrs[i], -i)))
+    return kept
+
+
 def learning_rate(step: int, init_lr: float, last_lr: float, total_steps: int,
                   warmup: int, hold: int = 0) -> float:
     """lr of optimizer step `step` (0-based): init_lr for the first `hold` steps, then cosine
@@ -266,6 +277,9 @@ class Trainer:
             torch.set_num_threads(threads)
         log.info("%d DataLoader workers, %d compute threads (of %d usable cores)",
                  self.num_workers, torch.get_num_threads(), usable_cores())
+        if config.keep_checkpoints < 0:
+            raise UserError(f"--keep_checkpoints {config.keep_checkpoints}: give 0 (keep all) "
+                            "or a positive count")
         if config.batch_size % self.dist.world_size:
             raise UserError(f"--batch_size {config.batch_size} is not divisible by the "
                             f"{self.dist.world_size} processes")
@@ -280,6 +294,7 @@ class Trainer:
         self.step = 0                                      # optimizer steps taken
         self.position = (0, 0)                             # (epoch, batches done in it) to run next
         self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
+        self._saved: list[tuple[float, Path]] = []        # (val PSNR, file) saved by this run
         self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
         resumed_average = None                             # moving-average weights resumed
         if config.resume:
@@ -587,6 +602,20 @@ class Trainer:
         path = self.config.model_checkpoints / f"{name}.pt"
         save_atomic(self._checkpoint(train_metric, val_metric, running), path)
         log.info("saved %s", path)
+        self._saved.append((val_metric.get("psnr", -math.inf), path))
+        self._remove_old_checkpoints()
+
+    def _remove_old_checkpoints(self) -> None:
+        """With --keep_checkpoints N: delete what this run saved except the newest N and the
+        best (`checkpoints_to_keep`). Files it did not write stay."""
+        if not self.config.keep_checkpoints:
+            return
+        kept = checkpoints_to_keep([psnr for psnr, _ in self._saved], self.config.keep_checkpoints)
+        for i, (_, path) in enumerate(self._saved):
+            if i not in kept:
+                path.unlink(missing_ok=True)
+                log.info("removed %s (--keep_checkpoints %d)", path, self.config.keep_checkpoints)
+        self._saved = [self._saved[i] for i in sorted(kept)]
 
     def _checkpoint(self, train_metric: dict, val_metric: dict,
                     running: dict[str, MetricSums]) -> dict:

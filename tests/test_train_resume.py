@@ -1,4 +1,6 @@
-"""Resuming a stopped run, and training under torchrun (DDP, gloo on CPU)."""
+"""Resuming a stopped run, which checkpoints a run keeps, and training under torchrun (DDP,
+gloo on CPU)."""
+import math
 import os
 import subprocess
 import sys
@@ -9,6 +11,7 @@ import torch
 
 import train
 from network import load_network, read_checkpoint
+from trainer import checkpoints_to_keep
 from training_data import make_vimeo, read_scalars, smoke_args
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -76,3 +79,43 @@ def test_torchrun_two_cpu_processes_write_one_checkpoint(vimeo, tmp_path):
     assert len(written) == 1 and written[0].name.startswith("epoch_0_step_2_"), written
     assert read_checkpoint(written[0])["meta_data"]["world_size"] == 2
     load_network(written[0])
+
+
+def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
+    """--keep_checkpoints 1 with a validation every step: of the four checkpoints this run
+    saves, the last and the best by logged validation PSNR remain (the same step in this run;
+    the choice itself is checked by hand below); a file it did not write stays. Resuming then
+    continues from the newest."""
+    checkpoints = tmp_path / "ckpt"
+    checkpoints.mkdir()
+    foreign = checkpoints / "epoch_0_step_0_psnr_99.0.pt"
+    foreign.write_bytes(b"not ours")
+    phase1(vimeo, tmp_path / "run", checkpoints, "--val_every", "1", "--keep_checkpoints", "1")
+    psnr = read_scalars(tmp_path / "run" / "runs", "val/psnr")
+    assert sorted(psnr) == [1, 2, 3, 4]
+    best = max(sorted(psnr), key=lambda step: (psnr[step], -step))
+    steps = {int(path.name.split("_step_")[1].split("_")[0])
+             for path in checkpoints.glob("*.pt") if path != foreign}
+    assert steps == {best, 4} and foreign.read_bytes() == b"not ours"
+    phase1(vimeo, tmp_path / "more", checkpoints, "--epochs", "3", "--resume")
+    assert sorted(read_scalars(tmp_path / "more" / "runs", "train/loss")) == [5, 6]
+
+
+def test_keep_checkpoints_refuses_a_negative_count(vimeo, tmp_path, capsys):
+    args = ["--phase", "1", "--vimeo_path", str(vimeo), *smoke_args(tmp_path),
+            "--keep_checkpoints", "-1"]
+    assert train.main(args) == 1
+    assert capsys.readouterr().err.strip() == (
+        "error: --keep_checkpoints -1: give 0 (keep all) or a positive count")
+
+
+@pytest.mark.parametrize("psnrs, newest, kept", [
+    ([30.0, 32.0, 31.0, 29.0], 1, {1, 3}),
+    ([30.0, 32.0, 31.0, 29.0], 2, {1, 2, 3}),
+    ([30.0, 32.0, 31.0, 29.0], 5, {0, 1, 2, 3}),
+    ([30.0, 32.0, 32.0, 29.0], 1, {1, 3}),              # the earlier of two equal bests
+    ([-math.inf, -math.inf, -math.inf], 1, {2}),        # never validated: the newest only
+    ([33.0], 1, {0}),
+])
+def test_checkpoints_to_keep_by_hand(psnrs, newest, kept):
+    assert checkpoints_to_keep(psnrs, newest) == kept
