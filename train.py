@@ -137,8 +137,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="also validate and save every N steps (0: at epoch ends only)")
     group.add_argument("--keep_checkpoints", type=int, default=0, metavar="N",
                        help="delete this run's checkpoints except the newest N and the one "
-                            "with the best validation PSNR (0: keep all, as the authors' "
-                            "scripts do; each holds the weights and AdamW's state)")
+                            "with the best validation PSNR, per validation set (0: keep all, "
+                            "as the authors' scripts do; each holds the weights and AdamW's "
+                            "state)")
     group.add_argument("--log_every", type=int, default=20,
                        help="write training scalars (means over the last N steps) every N steps")
 

@@ -191,14 +191,16 @@ def share_cores(device: torch.device, num_workers: int | None,
     return num_workers, max(1, share - num_workers)
 
 
-def checkpoints_to_keep(psnrs: list[float], newest: int) -> set[int]:
+def checkpoints_to_keep(saved: list[tuple[str, float]], newest: int) -> set[int]:
     """Indices, in saving order, of the checkpoints --keep_checkpoints keeps: the last `newest`
-    and the one of highest validation PSNR (the earliest of equals; -inf: not validated)."""
-    kept = set(range(max(0, len(psnrs) - newest), len(psnrs)))
-    validated = [i for i, psnr in enumerate(psnrs) if psnr > -math.inf]
-    if validated:
-        kept.add(max(validated, key=lambda i: (psnrs[i], -i)))
-    return kept
+    and, per validation set, the one of highest PSNR (the earliest of equals).
+    saved: (validation set, its PSNR; -inf: not validated) per checkpoint."""
+    kept = set(range(max(0, len(saved) - newest), len(saved)))
+    best: dict[str, int] = {}
+    for i, (val_set, psnr) in enumerate(saved):
+        if psnr > -math.inf and (val_set not in best or psnr > saved[best[val_set]][1]):
+            best[val_set] = i
+    return kept | set(best.values())
 
 
 def learning_rate(step: int, init_lr: float, last_lr: float, total_steps: int,
@@ -294,7 +296,7 @@ class Trainer:
         self.step = 0                                      # optimizer steps taken
         self.position = (0, 0)                             # (epoch, batches done in it) to run next
         self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
-        self._saved: list[tuple[float, Path]] = []        # (val PSNR, file) saved by this run
+        self._saved: list[tuple[str, float, Path]] = []   # (val set, PSNR, file) of this run
         self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
         resumed_average = None                             # moving-average weights resumed
         if config.resume:
@@ -602,16 +604,17 @@ class Trainer:
         path = self.config.model_checkpoints / f"{name}.pt"
         save_atomic(self._checkpoint(train_metric, val_metric, running), path)
         log.info("saved %s", path)
-        self._saved.append((val_metric.get("psnr", -math.inf), path))
+        self._saved.append((data.val_tag, val_metric.get("psnr", -math.inf), path))
         self._remove_old_checkpoints()
 
     def _remove_old_checkpoints(self) -> None:
         """With --keep_checkpoints N: delete what this run saved except the newest N and the
-        best (`checkpoints_to_keep`). Files it did not write stay."""
+        best per validation set (`checkpoints_to_keep`). Files it did not write stay."""
         if not self.config.keep_checkpoints:
             return
-        kept = checkpoints_to_keep([psnr for psnr, _ in self._saved], self.config.keep_checkpoints)
-        for i, (_, path) in enumerate(self._saved):
+        kept = checkpoints_to_keep([entry[:2] for entry in self._saved],
+                                   self.config.keep_checkpoints)
+        for i, (*_, path) in enumerate(self._saved):
             if i not in kept:
                 path.unlink(missing_ok=True)
                 log.info("removed %s (--keep_checkpoints %d)", path, self.config.keep_checkpoints)

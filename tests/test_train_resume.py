@@ -118,4 +118,12 @@ def test_keep_checkpoints_refuses_a_negative_count(vimeo, tmp_path, capsys):
     ([33.0], 1, {0}),
 ])
 def test_checkpoints_to_keep_by_hand(psnrs, newest, kept):
-    assert checkpoints_to_keep(psnrs, newest) == kept
+    assert checkpoints_to_keep([("val", psnr) for psnr in psnrs], newest) == kept
+
+
+def test_checkpoints_to_keep_the_best_of_each_validation_set():
+    """Phase 3 alternates Vimeo90K (PSNR ~36) and SNU-FILM hard (~30) epochs: the best of each
+    stays, since their PSNRs do not compare."""
+    saved = [("val_vimeo", 36.1), ("val_snufilm", 30.2), ("val_vimeo", 36.3),
+             ("val_snufilm", 30.1), ("val_vimeo", 36.2), ("val_snufilm", 30.0)]
+    assert checkpoints_to_keep(saved, 1) == {1, 2, 5}
