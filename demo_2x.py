@@ -24,7 +24,7 @@ from network.scene import DEFAULT_SCENE_THRESHOLD
 from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, Terminated, check_output_path,
                            probe_video, read_image, terminate_as_interrupt, write_image)
 from network.video.timeline import parse_rate
-from network.video.writing import ENCODERS
+from network.video.writing import ENCODERS, choose_encoding
 
 __all__ = ["main", "build_parser", "inference_2frame", "load_model_checkpoint"]
 
@@ -140,7 +140,9 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
         if args.out != PIPE:
             check_output_path(args.out, CONTAINER_FORMATS)
         if args.video != PIPE:
-            probe_video(args.video)
+            info = probe_video(args.video)
+            if args.out != PIPE:   # --codec/--pix_fmt against the encoder and the container
+                choose_encoding(args.out, args.codec, args.pix_fmt, info.colour.bit_depth)
     else:
         if args.fps is not None:
             raise UserError("--fps needs a --video (a folder of frames has no timestamps)")

@@ -179,6 +179,22 @@ def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, ca
                                                           "single.mp4"]
 
 
+def test_encoding_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
+    """A pixel format or codec that the encoder or container cannot take is one line, exit 1,
+    before any checkpoint is read (the one given here does not exist) or output written."""
+    cases = [(["--pix_fmt", "yuv420p12le"], "the h264 encoder takes"),
+             (["--codec", "prores", "--out", tmp_path / "out.webm"], ".webm files cannot hold"),
+             (["--codec", "vp9", "--pix_fmt", "rgb24"], "the vp9 encoder takes")]
+    for argv, message in cases:
+        if "--out" not in argv:
+            argv = argv + ["--out", tmp_path / "out.mp4"]
+        code = demo_2x.main([*map(str, ["--video", carphone(), *argv]), "--ckpt",
+                             str(tmp_path / "missing.pt"), "--device", "cpu", "--no_progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
+    assert list(tmp_path.iterdir()) == []
+
+
 @pytest.mark.parametrize("argv", [["--multi", 3], ["--fps", "fast"], ["--fps", "0"],
                                   ["--multi", 4, "--fps", 60]])
 def test_bad_rate_flags_get_usage_and_exit_2(run, argv):

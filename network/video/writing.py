@@ -1,5 +1,6 @@
 """Writing videos: RGB frames encoded at exact timestamps in the chosen codec and depth, copied
 streams muxed beside them, the file renamed into place only when complete."""
+import io
 import logging
 import math
 import os
@@ -60,6 +61,25 @@ def default_pix_fmt(codec: str, bit_depth: int) -> str:
                     f"codec or a pixel format ({', '.join(supported)})")
 
 
+def choose_encoding(path: Path, codec: str | None, pix_fmt: str | None,
+                    bit_depth: int) -> tuple[str, str]:
+    """The codec and pixel format that a `VideoWriter` to `path` (a checked output path) uses
+    for video of `bit_depth` bits (defaults: `default_codec`, `default_pix_fmt`); UserError when
+    the encoder or the container cannot take them."""
+    container_format = CONTAINER_FORMATS[path.suffix.lower()]
+    codec = codec or default_codec(container_format, bit_depth)
+    if codec not in ENCODERS:
+        raise UserError(f"unknown codec {codec}; choose one of {', '.join(ENCODERS)}")
+    pix_fmt = pix_fmt or default_pix_fmt(codec, bit_depth)
+    supported = [f.name for f in av.Codec(ENCODERS[codec], "w").video_formats]
+    if pix_fmt not in supported:
+        raise UserError(f"the {codec} encoder takes {', '.join(supported)}; not {pix_fmt}")
+    with av.open(io.BytesIO(), "w", format=container_format) as container:
+        if codec not in container.supported_codecs:
+            raise UserError(f"{path.suffix} files cannot hold {codec} video")
+    return codec, pix_fmt
+
+
 def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     """Constant-quality settings: crf for the x264/x265 (0..51) and SVT-AV1/VP9 (0..63)
     encoders, x264/x265 `preset`; FFV1 is lossless and ProRes picks its profile from the
@@ -106,14 +126,7 @@ class VideoWriter:
         check_output_path(path, CONTAINER_FORMATS)
         container_format = CONTAINER_FORMATS[path.suffix.lower()]
         self.colour = colour or StreamColour()
-        codec = codec or default_codec(container_format, self.colour.bit_depth)
-        if codec not in ENCODERS:
-            raise UserError(f"unknown codec {codec}; choose one of {', '.join(ENCODERS)}")
-        self.pix_fmt = pix_fmt or default_pix_fmt(codec, self.colour.bit_depth)
-        supported = [f.name for f in av.Codec(ENCODERS[codec], "w").video_formats]
-        if self.pix_fmt not in supported:
-            raise UserError(f"the {codec} encoder takes {', '.join(supported)}; "
-                            f"not {self.pix_fmt}")
+        codec, self.pix_fmt = choose_encoding(path, codec, pix_fmt, self.colour.bit_depth)
         if self.colour.transfer in AVCOL_TRC_HDR and format_depth(self.pix_fmt) <= 8:
             log.warning("writing HDR (PQ/HLG) video at 8 bits: expect visible banding")
         self.path, self.partial = path, partial_path(path)
@@ -122,8 +135,6 @@ class VideoWriter:
         self.time_offset = Fraction(time_offset)
         self.container = av.open(str(self.partial), "w", format=container_format)
         try:
-            if codec not in self.container.supported_codecs:
-                raise UserError(f"{path.suffix} files cannot hold {codec} video")
             self._add_video_stream(codec, size, crf, preset, display_matrix, container_format)
             self._copied = self._add_copied_streams(copy_from)
             if container_format in ("mp4", "mov"):
