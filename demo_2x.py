@@ -17,7 +17,8 @@ from pathlib import Path
 
 from network import (PRECISIONS, UserError, compile_network, keep_freed_memory,
                      load_model_checkpoint, load_network, select_device)
-from network.conversion import PIPE, comparison_path, interpolate_folder, interpolate_video
+from network.conversion import (PIPE, check_pipe_output, comparison_path, interpolate_folder,
+                                interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
@@ -137,6 +138,7 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
                             f"{first.shape[0]}, {args.frame1} is {second.shape[1]}x"
                             f"{second.shape[0]}")
     elif mode == "video":
+        check_pipe_output(args.out, args.codec, args.combine_video)
         if args.out != PIPE:
             check_output_path(args.out, CONTAINER_FORMATS)
         if args.video != PIPE:

@@ -54,6 +54,12 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
     return reader, info
 
 
+def check_pipe_output(out: Path, codec: str | None, combine: bool) -> None:
+    """UserError for what a y4m stream on stdout (`out` PIPE) cannot carry."""
+    if out == PIPE and (combine or codec):
+        raise UserError("a y4m stream on stdout is raw video: no --codec or --combine_video")
+
+
 def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
                       fps: Fraction | None = None, codec: str | None = None,
                       pix_fmt: str | None = None, crf: int = 18, combine: bool = False,
@@ -72,8 +78,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
         raise UserError(f"--max_frames must be at least 2, got {max_frames}")
     if fps is not None and fps <= 0:
         raise UserError(f"the output frame rate must be positive, got {fps}")
-    if out == PIPE and (combine or codec):
-        raise UserError("a y4m stream on stdout is raw video: no --codec or --combine_video")
+    check_pipe_output(out, codec, combine)
     targets = [out, comparison_path(out)] if combine else [out]
     for target in targets:
         if src != PIPE and target.resolve() == src.resolve():

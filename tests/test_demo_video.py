@@ -184,7 +184,8 @@ def test_encoding_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
     before any checkpoint is read (the one given here does not exist) or output written."""
     cases = [(["--pix_fmt", "yuv420p12le"], "the h264 encoder takes"),
              (["--codec", "prores", "--out", tmp_path / "out.webm"], ".webm files cannot hold"),
-             (["--codec", "vp9", "--pix_fmt", "rgb24"], "the vp9 encoder takes")]
+             (["--codec", "vp9", "--pix_fmt", "rgb24"], "the vp9 encoder takes"),
+             (["--codec", "hevc", "--out", "-"], "raw video")]
     for argv, message in cases:
         if "--out" not in argv:
             argv = argv + ["--out", tmp_path / "out.mp4"]
