@@ -102,7 +102,9 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                             "trained); train/grad_norm logs the norm before clipping")
     group.add_argument("--ema", type=float, default=0.0,
                        help="also keep an exponential moving average of the weights, this "
-                            "decay per optimizer step (e.g. 0.99; 0: none); validation and the "
+                            "decay per optimizer step (e.g. 0.99; 0: none), warmed up as "
+                            "min(decay, (1 + step) / (10 + step)), which stays under 0.99 until "
+                            "step 890; validation and the "
                             "checkpoints' model_state_dict are the average, the trained "
                             "weights are saved as trained_state_dict for --resume. AdamW's "
                             "updates are unchanged")
