@@ -63,8 +63,11 @@ def count_gflop(variant: str, global_motion: bool) -> float:
 
 def measure_throughput(device: torch.device, precision: str) -> dict:
     """GFLOP/s of a large matmul and of a 3x3 convolution on `device` in `precision`: the best
-    of five calls after three warm-up calls (one warm-up measured bf16 at half its rate). On a
-    CPU, call `keep_freed_memory` first, as the network's runs do."""
+    of five calls after three warm-up calls (one warm-up measured bf16 at half its rate). Freed
+    memory is kept for reuse first, as the network's runs do: otherwise each float32 convolution
+    output (32 MiB, glibc's largest mmap threshold) is faulted in again on every call and the
+    measured peak drops by up to half."""
+    keep_freed_memory()
     dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
     results = {}
     a = torch.randn(2048, 2048, device=device, dtype=dtype)
@@ -155,10 +158,6 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {e}", file=sys.stderr)
         return 1
 
-    # The peaks are measured as the network runs, with freed memory kept for reuse: otherwise
-    # each float32 convolution output (32 MiB, glibc's largest mmap threshold) is faulted in
-    # again on every call and the measured peak drops by up to half.
-    keep_freed_memory()
     machine = {"device": str(device), "cpu": cpu_name(), "compiled": args.compile,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
                "throughput_gflops": {p: measure_throughput(device, p) for p in precisions}}
