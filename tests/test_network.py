@@ -1,6 +1,7 @@
 """The network against the authors' outputs (conformance cases), the checkpoint contract and
 hand-computed properties."""
 import logging
+import os
 from pathlib import Path
 
 import numpy as np
@@ -23,6 +24,34 @@ CONFORMANCE = Path(__file__).resolve().parent / "conformance"
 CASES = sorted(CONFORMANCE.glob("cases/*.npz"))
 OUTPUTS = ("I_t", "opt_flow_0", "opt_flow_1", "occ_mask1", "I_t_0", "I_t_1")
 TOLERANCE = 1e-4
+# The stored outputs were computed with ATen's AVX-512 kernels, oneDNN at its full instruction set
+# and two or more threads. Other kernels round the global pre-warp differently, and LayerNorm
+# amplifies that about 300x where the pre-warp fetches out-of-frame tokens: the authors' own code
+# then misses `lite_global_b2_128x128` and `base_global_256x448` by up to 3.5e-4 as well.
+OTHER_KERNELS_TOLERANCE = 1e-3
+
+
+def reference_kernels(device: torch.device) -> bool:
+    """Whether float32 on `device` runs the kernels the stored outputs were computed with."""
+    if device.type != "cpu":
+        return True
+    onednn_capped = any(os.environ.get(name, "ALL").upper() != "ALL"
+                        for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"))
+    return (torch.backends.cpu.get_cpu_capability() == "AVX512" and not onednn_capped
+            and torch.get_num_threads() >= 2)
+
+
+@pytest.fixture(autouse=True)
+def ieee_float32(device):
+    """Full float32 on CUDA: TF32 convolutions and matrix products would miss the contract."""
+    if device.type != "cuda":
+        yield
+        return
+    conv, matmul = torch.backends.cudnn.conv, torch.backends.cuda.matmul
+    saved = conv.fp32_precision, matmul.fp32_precision
+    conv.fp32_precision = matmul.fp32_precision = "ieee"
+    yield
+    conv.fp32_precision, matmul.fp32_precision = saved
 
 
 def read_case(path):
@@ -34,10 +63,12 @@ def read_case(path):
 def assert_matches_case(model, data, device):
     with torch.no_grad():
         out = model(torch.from_numpy(data["im0"]).to(device), torch.from_numpy(data["im1"]).to(device))
+    tolerance = TOLERANCE if reference_kernels(device) else OTHER_KERNELS_TOLERANCE
     for key in OUTPUTS:
         got = out[key].float().cpu().numpy()
         assert got.shape == data[key].shape, key
-        assert np.abs(got - data[key]).max() <= TOLERANCE, key
+        error = np.abs(got - data[key]).max()
+        assert error <= tolerance, f"{key}: {error:.3g} > {tolerance:g}"
 
 
 @pytest.fixture(scope="module")
