@@ -4,6 +4,7 @@ own measured peak in the same precision, and peak memory, per variant and precis
     python benchmark/train_speed.py                        # lite and base, fp32 and bf16
     python benchmark/train_speed.py --variants lite --amps bf16 --compile
     taskset -c 1 python benchmark/train_speed.py --threads 1 --json speed.json
+    python benchmark/train_speed.py --variants lite --amps bf16 --profile 3
 
 A step is what `Trainer` does for phase 1 (global motion off): forward under autocast, the
 Laplacian and warping losses, backward and an AdamW update, on random frames (speed does not
@@ -11,7 +12,8 @@ depend on the data; loading is not timed). Forward FLOPs (convolutions and matri
 counted with FlopCounterMode; forward plus backward is taken as 3x that. The peak is the best of a
 large matrix product and a 3x3 convolution in the step's precision, measured by the same process
 with the same threads. Each configuration runs in a fresh process, so its peak memory (peak RSS
-on CPU, peak allocated memory on CUDA) is its own.
+on CPU, peak allocated memory on CUDA) is its own, read after the timed steps. `--profile N` then
+profiles N more steps and prints torch.profiler's table of the operators that took the most time.
 """
 import argparse
 import json
@@ -23,6 +25,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.speed import cpu_name, measure_throughput
@@ -33,6 +36,8 @@ from network import (PRECISIONS, VARIANTS, Network, UserError, autocast, keep_fr
 from network.runtime import cpu_has_native
 from trainer import fused_adamw, share_cores, usable_cores
 
+PROFILE_ROWS = 15              # operators listed by --profile
+
 
 def forward_gflop(model: Network, batch: int, crop: int) -> float:
     """Forward GFLOP of one training batch (convolutions and matrix products)."""
@@ -42,8 +47,21 @@ def forward_gflop(model: Network, batch: int, crop: int) -> float:
     return counter.get_total_flops() / 1e9
 
 
+def operator_profile(step, device: torch.device, steps: int) -> str:
+    """torch.profiler's per-operator table (by self time, heaviest first) of `steps` more
+    training steps."""
+    activities = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if device.type == "cuda" else [])
+    with profile(activities=activities) as profiler:
+        for _ in range(steps):
+            step()
+        synchronize(device)
+    sort = "self_device_time_total" if device.type == "cuda" else "self_cpu_time_total"
+    return profiler.key_averages().table(sort_by=sort, row_limit=PROFILE_ROWS)
+
+
 def run_one(variant: str, precision: str, device_name: str, batch: int, crop: int, steps: int,
-            warmup: int, threads: int, compile_model: bool, queue: mp.Queue) -> None:
+            warmup: int, threads: int, compile_model: bool, profile_steps: int,
+            queue: mp.Queue) -> None:
     """Child process: time `steps` training steps of one configuration, report via `queue`."""
     torch.manual_seed(0)
     torch.set_num_threads(threads)
@@ -58,10 +76,8 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
     scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
     forward = torch.compile(model) if compile_model else model
     frames = torch.rand(3, batch, 3, crop, crop, device=device)
-    times = []
-    for _ in range(warmup + steps):
-        synchronize(device)
-        start = time.perf_counter()
+
+    def step() -> None:
         with autocast(device, precision):
             out = forward(frames[0], frames[2])
         loss = laplacian_loss(out["I_t"], frames[1]) + 0.25 * warping_loss(out["im_t_list"],
@@ -70,12 +86,20 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
         scaler.scale(loss).backward()
         scaler.step(optimizer)
         scaler.update()
+
+    times = []
+    for _ in range(warmup + steps):
+        synchronize(device)
+        start = time.perf_counter()
+        step()
         synchronize(device)
         times.append(time.perf_counter() - start)
-    step_s = statistics.median(times[warmup:])
+    memory = peak_memory_gib(device)     # the steps' own, before the peak's large tensors
+    table = operator_profile(step, device, profile_steps) if profile_steps else None
     peak = measure_throughput(device, precision)
-    queue.put({"step_s": step_s, "forward_gflop": gflop, "peak_gflops": max(peak.values()),
-               "peak_by_kernel": peak, "peak_memory_gib": peak_memory_gib(device)})
+    queue.put({"step_s": statistics.median(times[warmup:]), "forward_gflop": gflop,
+               "peak_gflops": max(peak.values()), "peak_by_kernel": peak,
+               "peak_memory_gib": memory, "profile": table})
 
 
 def measure(variant: str, precision: str, device: torch.device, args: argparse.Namespace,
@@ -85,7 +109,8 @@ def measure(variant: str, precision: str, device: torch.device, args: argparse.N
     queue = context.Queue()
     child = context.Process(target=run_one, args=(variant, precision, str(device),
                                                   args.batch_size, args.crop, args.steps,
-                                                  args.warmup, threads, args.compile, queue))
+                                                  args.warmup, threads, args.compile,
+                                                  args.profile, queue))
     child.start()
     child.join()
     if child.exitcode != 0:
@@ -118,6 +143,9 @@ def build_parser() -> argparse.ArgumentParser:
                              "on CPU with no DataLoader workers)")
     parser.add_argument("--compile", action="store_true",
                         help="run the network through torch.compile (use a larger --warmup)")
+    parser.add_argument("--profile", type=int, default=0, metavar="N",
+                        help="after timing, profile N more steps with torch.profiler and print "
+                             "the operators that took the most time (0: no profile)")
     parser.add_argument("--json", type=Path, help="also write the results to this JSON file")
     return parser
 
@@ -128,8 +156,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.crop <= 0 or args.crop % 8:
             raise UserError(f"--crop {args.crop} is not a positive multiple of 8")
-        if args.batch_size < 1 or args.steps < 1 or args.warmup < 0:
-            raise UserError("--batch_size and --steps must be at least 1, --warmup at least 0")
+        if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.profile < 0:
+            raise UserError("--batch_size and --steps must be at least 1, --warmup and "
+                            "--profile at least 0")
         device = select_device(args.device)
         threads = args.threads or share_cores(device, 0)[1]
         native = {p: cpu_has_native(p) for p in args.amps} if device.type == "cpu" else {}
@@ -149,6 +178,9 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r['train_gflop_per_step']:11.1f}{r['achieved_gflops']:9.1f}"
                       f"{r['peak_gflops']:8.1f}{r['fraction_of_peak']:8.0%}"
                       f"{r['peak_memory_gib']:8.2f}", flush=True)
+                if r["profile"]:
+                    print(f"{variant} {precision}: {args.profile} profiled step(s)\n"
+                          f"{r['profile']}", flush=True)
         if args.json:
             args.json.write_text(json.dumps({**header, "results": results}, indent=2))
     except UserError as error:

@@ -24,6 +24,18 @@ def test_report_fields_are_consistent(tmp_path):
     assert result["peak_memory_gib"] > 0
 
 
+def test_profile_lists_the_step_operators(capsys):
+    assert train_speed.main(["--variants", "lite", "--amps", "fp32", "--device", "cpu",
+                             "--batch_size", "1", "--steps", "1", "--warmup", "0",
+                             "--threads", "1", "--profile", "1"]) == 0
+    table = capsys.readouterr().out.split("lite fp32: 1 profiled step(s)\n")[1]
+    assert "Self CPU" in table
+    rows = [line.split() for line in table.splitlines()]
+    names = [row[0] for row in rows if len(row) > 1 and row[1].endswith("%")]
+    assert len(names) == train_speed.PROFILE_ROWS   # the step runs many more operators
+    assert "aten::convolution_backward" in names or "aten::mkldnn_convolution" in names
+
+
 def test_forward_flops_grow_with_the_batch():
     from network import Network
     model = Network.from_variant("lite", global_motion=False)
@@ -35,3 +47,6 @@ def test_forward_flops_grow_with_the_batch():
 def test_a_crop_the_network_cannot_take_is_one_line(capsys):
     assert train_speed.main(["--crop", "60"]) == 1
     assert capsys.readouterr().err.strip() == "error: --crop 60 is not a positive multiple of 8"
+    assert train_speed.main(["--profile", "-1"]) == 1
+    assert capsys.readouterr().err.strip() == ("error: --batch_size and --steps must be at least "
+                                               "1, --warmup and --profile at least 0")
