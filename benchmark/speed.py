@@ -29,16 +29,21 @@ FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled 
 
 
 def cpu_name() -> str:
-    """The CPU's model name and its bf16 instructions, from /proc/cpuinfo where there is one."""
+    """The CPU's model name, family and model numbers (which tell generations apart where a
+    hypervisor shortens the name, e.g. AMD family 25 is Zen 3/4, 26 Zen 5) and its bf16
+    instructions, from /proc/cpuinfo where there is one."""
     cpuinfo = Path("/proc/cpuinfo")
     if cpuinfo.exists():
-        lines = cpuinfo.read_text().splitlines()
-        model = next((line.split(":", 1)[1].strip() for line in lines
-                      if line.startswith("model name")), platform.machine())
-        flags = next((line.split(":", 1)[1].split() for line in lines
-                      if line.startswith("flags")), [])
+        fields = {}
+        for line in cpuinfo.read_text().splitlines():
+            key, _, value = line.partition(":")
+            fields.setdefault(key.strip(), value.strip())
+        name = fields.get("model name", platform.machine())
+        if "cpu family" in fields and "model" in fields:
+            name += f", family {fields['cpu family']} model {fields['model']}"
+        flags = fields.get("flags", "").split()
         native = [flag for flag in ("avx512_bf16", "amx_bf16", "amx_fp16") if flag in flags]
-        return f"{model} ({', '.join(native) or 'no bf16 instructions'})"
+        return f"{name} ({', '.join(native) or 'no bf16 instructions'})"
     return platform.processor() or platform.machine()
 
 
