@@ -24,7 +24,7 @@ def config(folder: Path) -> TrainConfig:
                        lap_levels=5, warp_weight=0.25, amp="fp32", scratch_init="motion",
                        max_steps=STEPS, val_every=0, val_samples=0, log_every=1, num_workers=0,
                        seed=1, device="cpu", model_checkpoints=folder / "checkpoints",
-                       log_dir=folder / "runs", resume=False)
+                       log_dir=folder / "runs", resume=False, keep_checkpoints=1)
 
 
 @pytest.fixture(scope="module")
