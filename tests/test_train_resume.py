@@ -24,8 +24,11 @@ def vimeo(tmp_path_factory):
 
 
 def phase1(vimeo: Path, folder: Path, checkpoints: Path, *extra: str) -> None:
+    """Two epochs of two steps; each run keeps only its newest and best checkpoint (the tests
+    read the newest), not the ~140 MB of every epoch."""
     args = ["--phase", "1", "--vimeo_path", str(vimeo), "--epochs", "2", "--warmup", "2",
-            *smoke_args(folder), "--model_checkpoints", str(checkpoints), *extra]
+            "--keep_checkpoints", "1", *smoke_args(folder), "--model_checkpoints",
+            str(checkpoints), *extra]
     assert train.main(args) == 0
 
 
@@ -82,15 +85,15 @@ def test_torchrun_two_cpu_processes_write_one_checkpoint(vimeo, tmp_path):
 
 
 def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
-    """--keep_checkpoints 1 with a validation every step: of the four checkpoints this run
-    saves, the last and the best by logged validation PSNR remain (the same step in this run;
-    the choice itself is checked by hand below); a file it did not write stays. Resuming then
-    continues from the newest."""
+    """--keep_checkpoints 1 (phase1's) with a validation every step: of the four checkpoints
+    this run saves, the last and the best by logged validation PSNR remain (the same step in
+    this run; the choice itself is checked by hand below); a file it did not write stays.
+    Resuming then continues from the newest."""
     checkpoints = tmp_path / "ckpt"
     checkpoints.mkdir()
     foreign = checkpoints / "epoch_0_step_0_psnr_99.0.pt"
     foreign.write_bytes(b"not ours")
-    phase1(vimeo, tmp_path / "run", checkpoints, "--val_every", "1", "--keep_checkpoints", "1")
+    phase1(vimeo, tmp_path / "run", checkpoints, "--val_every", "1")
     psnr = read_scalars(tmp_path / "run" / "runs", "val/psnr")
     assert sorted(psnr) == [1, 2, 3, 4]
     best = max(sorted(psnr), key=lambda step: (psnr[step], -step))
