@@ -17,13 +17,14 @@ from pathlib import Path
 
 from network import (PRECISIONS, UserError, compile_network, keep_freed_memory,
                      load_model_checkpoint, load_network, select_device)
-from network.conversion import (PIPE, check_pipe_output, comparison_path, interpolate_folder,
-                                interpolate_video)
+from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
+                                interpolate_folder, interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
-from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, Terminated, check_output_path,
-                           probe_video, read_image, terminate_as_interrupt, write_image)
+from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, Terminated, check_not_input,
+                           check_output_path, describe_image, probe_video, read_image,
+                           terminate_as_interrupt, write_image)
 from network.video.timeline import parse_rate
 from network.video.writing import ENCODERS, choose_encoding
 
@@ -75,21 +76,22 @@ def build_parser() -> argparse.ArgumentParser:
                        help="scene-change score in [0, 1] above which a frame pair is a cut and "
                             "the earlier frame is repeated instead of blended (1: never)")
     video.add_argument("--combine_video", action="store_true",
-                       help="also write OUT_combine.mp4: input (frames repeated) on the left, "
-                            "output on the right")
+                       help="video only: also write OUT_combine.EXT (e.g. out_combine.mp4): "
+                            "input (frames repeated) on the left, output on the right")
     video.add_argument("--codec", choices=list(ENCODERS), default=None,
-                       help="video codec; when left out: H.264 up to 10 bits, HEVC above "
+                       help="video only: codec; when left out: H.264 up to 10 bits, HEVC above "
                             "(VP9 or AV1 in .webm)")
     video.add_argument("--pix_fmt", default=None,
-                       help="encoded pixel format, e.g. yuv420p10le; when left out: 4:2:0 at "
-                            "the input's bit depth")
+                       help="video only: encoded pixel format, e.g. yuv420p10le; when left "
+                            "out: 4:2:0 at the input's bit depth")
     video.add_argument("--crf", type=int, default=18,
-                       help="quality, 0 (best) to 51 (worst); 18 looks lossless")
+                       help="video only: quality, 0 (best) to 51 (worst); 18 looks lossless")
     video.add_argument("--batch", type=int, default=1,
                        help="run up to N midpoints, from up to N frame pairs, as one network "
                             "pass (speeds up GPUs; no gain on CPUs)")
     video.add_argument("--max_frames", type=int, default=None,
-                       help="use only the first N frames of the video (and its audio up to them)")
+                       help="use only the first N frames of the video (and its audio up to "
+                            "them) or of the folder")
     video.add_argument("--no_progress", action="store_true", help="hide the progress bar")
     return parser
 
@@ -119,7 +121,8 @@ def _default_out(args: argparse.Namespace, mode: str) -> Path:
     if mode == "video":
         if args.video == PIPE:
             raise UserError("give --out (a file, or - for stdout) when reading from stdin")
-        rate = f"{float(args.fps):g}fps" if args.fps else f"{args.multi}x"
+        rate = f"{float(args.fps):.3f}".rstrip("0").rstrip(".") + "fps" if args.fps \
+            else f"{args.multi}x"
         return args.video.with_name(f"{args.video.stem}_{rate}.mp4")
     return args.frames_dir.with_name(f"{args.frames_dir.name}_{args.multi}x")
 
@@ -130,15 +133,30 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
         raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
     if args.batch < 1:
         raise UserError(f"--batch must be at least 1, got {args.batch}")
+    if not 0 <= args.scene_threshold <= 1:
+        raise UserError(f"--scene_threshold must be between 0 and 1, got {args.scene_threshold}")
+    if mode != "video":
+        video_only = [flag for flag, given in (("--fps", args.fps is not None),
+                                               ("--codec", args.codec is not None),
+                                               ("--pix_fmt", args.pix_fmt is not None),
+                                               ("--combine_video", args.combine_video)) if given]
+        if video_only:
+            why = (" (a folder of frames has no timestamps)"
+                   if mode == "frames_dir" and "--fps" in video_only else "")
+            raise UserError(f"{', '.join(video_only)}: for a --video only{why}")
     if mode == "frames":
+        if args.multi != 2 or args.max_frames is not None:
+            raise UserError("two frames give their middle frame: --multi and --max_frames are "
+                            "for --video and --frames_dir")
         check_output_path(args.out, IMAGE_SUFFIXES)
+        check_not_input(args.out, [args.frame0, args.frame1])
         first, second = read_image(args.frame0), read_image(args.frame1)
-        if first.shape != second.shape:
-            raise UserError(f"frames differ in size: {args.frame0} is {first.shape[1]}x"
-                            f"{first.shape[0]}, {args.frame1} is {second.shape[1]}x"
-                            f"{second.shape[0]}")
+        if first.shape != second.shape or first.dtype != second.dtype:
+            raise UserError(f"frames differ: {args.frame0} is {describe_image(first)}, "
+                            f"{args.frame1} is {describe_image(second)}")
     elif mode == "video":
-        check_pipe_output(args.out, args.codec, args.combine_video)
+        check_video_request(args.video, args.out, fps=args.fps, codec=args.codec,
+                            combine=args.combine_video, max_frames=args.max_frames)
         if args.out != PIPE:
             check_output_path(args.out, CONTAINER_FORMATS)
         if args.video != PIPE:
@@ -146,10 +164,7 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
             if args.out != PIPE:   # --codec/--pix_fmt against the encoder and the container
                 choose_encoding(args.out, args.codec, args.pix_fmt, info.colour.bit_depth)
     else:
-        if args.fps is not None:
-            raise UserError("--fps needs a --video (a folder of frames has no timestamps)")
-        if not args.out.parent.is_dir():
-            raise UserError(f"output directory does not exist: {args.out.parent}")
+        check_folder_request(args.frames_dir, args.out, args.max_frames)
 
 
 def _run(args: argparse.Namespace) -> None:
@@ -180,7 +195,7 @@ def _run(args: argparse.Namespace) -> None:
         if args.combine_video:
             log.info("wrote %s", comparison_path(args.out))
     else:
-        result = interpolate_folder(args.frames_dir, args.out, interpolator,
+        result = interpolate_folder(args.frames_dir, args.out, interpolator, args.max_frames,
                                     progress=not args.no_progress)
         log.info("wrote %d frames to %s", result.frames_out, args.out)
     if result.scene_cuts:

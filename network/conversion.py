@@ -8,6 +8,7 @@ true timestamps and lasts as long as the input; the whole timeline is shifted so
 earliest stream (video, audio or subtitles) starts at 0, keeping every offset between them.
 """
 import contextlib
+import shutil
 import sys
 from dataclasses import dataclass, field
 from fractions import Fraction
@@ -19,7 +20,9 @@ from tqdm import tqdm
 from .inference import Interpolator
 from .runtime import UserError
 from .video import (TimedFrame, VideoInfo, VideoReader, VideoWriter, Y4MReader, Y4MWriter,
-                    list_images, probe_video, read_image, write_image)
+                    check_not_input, describe_image, list_images, probe_video, read_image,
+                    write_image)
+from .video.paths import partial_path
 from .video.stages import ReadAhead, WriteBehind
 from .video.timeline import MultiTimeline, RateTimeline, time_base_for
 
@@ -54,10 +57,38 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
     return reader, info
 
 
-def check_pipe_output(out: Path, codec: str | None, combine: bool) -> None:
-    """UserError for what a y4m stream on stdout (`out` PIPE) cannot carry."""
+def check_video_request(src: Path, out: Path, *, fps: Fraction | None = None,
+                        codec: str | None = None, combine: bool = False,
+                        max_frames: int | None = None) -> None:
+    """UserError for a request `interpolate_video` refuses, raised before any work: too few
+    frames, a rate that is not positive, what a y4m stream on stdout (`out` PIPE) cannot
+    carry, an output that would replace `src`."""
+    if max_frames is not None and max_frames < 2:
+        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+    if fps is not None and fps <= 0:
+        raise UserError(f"the output frame rate must be positive, got {fps}")
     if out == PIPE and (combine or codec):
         raise UserError("a y4m stream on stdout is raw video: no --codec or --combine_video")
+    if src != PIPE and out != PIPE:
+        for target in [out, comparison_path(out)] if combine else [out]:
+            check_not_input(target, [src])
+
+
+def check_folder_request(src: Path, out: Path, max_frames: int | None = None) -> list[Path]:
+    """The images `interpolate_folder` reads from `src` (its first `max_frames`); UserError,
+    before any work, for too few of them or an output folder that is not new or empty."""
+    if max_frames is not None and max_frames < 2:
+        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+    images = list_images(src)[:max_frames]
+    if out.exists() and not out.is_dir():
+        raise UserError(f"output {out} exists and is not a directory")
+    check_not_input(out, [src])
+    if not out.parent.is_dir():
+        raise UserError(f"output directory does not exist: {out.parent}")
+    if out.is_dir() and any(out.iterdir()):
+        raise UserError(f"output directory {out} is not empty (nothing in it is replaced); "
+                        "give a new or empty one")
+    return images
 
 
 def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
@@ -74,15 +105,8 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
     output on the right. max_frames: use only the first frames of `src` (and its audio up
     to their end). See `network.video` and `network.video.timeline` for the rules.
     """
-    if max_frames is not None and max_frames < 2:
-        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
-    if fps is not None and fps <= 0:
-        raise UserError(f"the output frame rate must be positive, got {fps}")
-    check_pipe_output(out, codec, combine)
+    check_video_request(src, out, fps=fps, codec=codec, combine=combine, max_frames=max_frames)
     targets = [out, comparison_path(out)] if combine else [out]
-    for target in targets:
-        if src != PIPE and target.resolve() == src.resolve():
-            raise UserError(f"output {target} would replace the input video")
     timeline = RateTimeline(fps) if fps else MultiTimeline(interpolator.multi)
     label = "stdin" if src == PIPE else src.name
     result = StreamResult()
@@ -150,17 +174,13 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
 
 
 def interpolate_folder(src: Path, out: Path, interpolator: Interpolator,
-                       progress: bool = True) -> StreamResult:
-    """Interpolate the sorted images of `src` into `out` (created if missing) as
-    00000000.png, 00000001.png, ... (multi·(N−1)+1 files; 16-bit and alpha are kept)."""
-    images = list_images(src)
-    if out.exists() and not out.is_dir():
-        raise UserError(f"output {out} exists and is not a directory")
-    if out.resolve() == src.resolve():
-        raise UserError("the output directory must differ from --frames_dir")
-    if not out.parent.is_dir():
-        raise UserError(f"output directory does not exist: {out.parent}")
-    out.mkdir(exist_ok=True)
+                       max_frames: int | None = None, progress: bool = True) -> StreamResult:
+    """Interpolate the sorted images of `src` (its first `max_frames`) into the new or empty
+    folder `out` as 00000000.png, 00000001.png, ... (multi·(N−1)+1 files; 16-bit and alpha
+    are kept). The frames are written into a hidden folder beside `out` that takes its place
+    when all are done, so a failed or interrupted run leaves no frames behind."""
+    images = check_folder_request(src, out, max_frames)
+    out = out.resolve()                 # "." has no name for the partial folder
     first = read_image(images[0])
 
     def frames():
@@ -168,13 +188,23 @@ def interpolate_folder(src: Path, out: Path, interpolator: Interpolator,
                                           disable=not progress, dynamic_ncols=True)):
             image = first if index == 0 else read_image(path)
             if image.shape != first.shape or image.dtype != first.dtype:
-                raise UserError(f"{path.name} is {image.shape} {image.dtype} but {images[0].name} "
-                                f"is {first.shape} {first.dtype}; all frames must match")
+                raise UserError(f"{path.name} is {describe_image(image)} but {images[0].name} "
+                                f"is {describe_image(first)}; all frames must match")
             yield TimedFrame(image, Fraction(index))
 
     result = StreamResult(frames_in=len(images))
-    for index, (_, image, _) in enumerate(interpolator.outputs(frames(), hold=False)):
-        write_image(out / f"{index:08d}.png", image)
-        result.frames_out += 1
+    partial = partial_path(out)
+    shutil.rmtree(partial, ignore_errors=True)     # left by a run that was killed outright
+    partial.mkdir()
+    try:
+        for index, (_, image, _) in enumerate(interpolator.outputs(frames(), hold=False)):
+            write_image(partial / f"{index:08d}.png", image)
+            result.frames_out += 1
+        if out.is_dir():
+            out.rmdir()                 # empty, as checked above
+        partial.rename(out)
+    except BaseException:
+        shutil.rmtree(partial, ignore_errors=True)
+        raise
     result.scene_cuts = list(interpolator.scene_cuts)
     return result

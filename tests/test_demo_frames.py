@@ -134,7 +134,7 @@ def bad_inputs(tmp_path):
         ("missing frame", ["--frame0", str(tmp_path / "nope.png"), "--frame1", str(ok[1])],
          "not found"),
         ("unreadable frame", ["--frame0", str(text), "--frame1", str(ok[1])], "cannot read"),
-        ("sizes differ", ["--frame0", str(ok[0]), "--frame1", str(small)], "differ in size"),
+        ("sizes differ", ["--frame0", str(ok[0]), "--frame1", str(small)], "frames differ"),
         ("one frame only", ["--frame0", str(ok[0])], "together"),
         ("no input", [], "exactly one input"),
         ("two kinds of input", frames + ["--video", str(ok[0])], "exactly one input"),
@@ -156,3 +156,24 @@ def test_bad_input_is_one_line_exit_1_and_never_clobbers(tmp_path, capsys):
     assert demo_2x.main(["--frame0", str(tmp_path / "a.png"), "--frame1", str(tmp_path / "b.png"),
                          "--out", str(tmp_path / "missing" / "mid.png")]) == 1
     assert "output directory does not exist" in capsys.readouterr().err
+
+
+def test_replacing_an_input_and_mismatched_frames_fail_before_the_checkpoint_is_read(tmp_path,
+                                                                                    capsys):
+    """The checkpoint given does not exist: each mistake is found first; nothing is written."""
+    rgb, grey = tmp_path / "rgb.png", tmp_path / "grey.png"
+    cv2.imwrite(str(rgb), np.full((16, 24, 3), 7, np.uint8))
+    cv2.imwrite(str(grey), np.full((16, 24), 7, np.uint8))
+    before = rgb.read_bytes()
+    mid = tmp_path / "mid.png"
+    cases = [(["--frame1", rgb, "--out", rgb], f"output {rgb} would replace the input"),
+             (["--frame1", grey, "--out", mid], "is 24x16 RGB 8-bit, " + f"{grey} is 24x16 grey"),
+             (["--frame1", rgb, "--out", mid, "--multi", 4], "give their middle frame"),
+             (["--frame1", rgb, "--out", mid, "--fps", 60], "--fps: for a --video only")]
+    for argv, message in cases:
+        code = demo_2x.main([*map(str, ["--frame0", rgb, *argv]), "--ckpt",
+                             str(tmp_path / "missing.pt"), "--device", "cpu"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
+    assert rgb.read_bytes() == before
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["grey.png", "rgb.png"]

@@ -164,7 +164,8 @@ def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, ca
         (["--video", carphone(), "--crf", 60], "--crf"),
         (["--frames_dir", empty_dir, "--out", tmp_path / "frames_out"], "0 image(s)"),
         (["--frames_dir", tmp_path / "nowhere", "--out", tmp_path / "frames_out"], "not found"),
-        (["--frames_dir", empty_dir, "--out", tmp_path / "frames_out", "--fps", 60], "--fps needs"),
+        (["--frames_dir", empty_dir, "--out", tmp_path / "frames_out", "--fps", 60],
+         "--fps: for a --video only"),
     ]
     for argv, message in cases:
         if "--out" not in argv:
@@ -194,6 +195,62 @@ def test_encoding_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_path_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
+    """Outputs that would replace an input or mix with earlier files, and flags that do not
+    apply: one line, exit 1, before the checkpoint (which does not exist) is read."""
+    clip = tmp_path / "in.mp4"
+    write_clip(clip, resized(decoded_frames(carphone(), 0, 2), (64, 48)), NTSC)
+    frames, used = tmp_path / "frames", tmp_path / "used"
+    frames.mkdir()
+    used.mkdir()
+    for i in range(2):
+        cv2.imwrite(str(frames / f"{i}.png"), np.full((48, 64, 3), 50 * i, np.uint8))
+    (used / "00000007.png").write_bytes(b"an earlier run's frame")
+    combined = tmp_path / "in_combine.mp4"       # where --out in.mp4 --combine_video writes
+    combined.write_bytes(clip.read_bytes())
+    files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
+    video_out, frames_out = tmp_path / "out.mp4", tmp_path / "frames_out"
+    cases = [(["--video", clip, "--out", clip], "would replace the input"),
+             (["--video", combined, "--out", clip, "--combine_video"],
+              f"output {combined} would replace the input"),
+             (["--video", clip, "--out", video_out, "--max_frames", 1], "at least 2"),
+             (["--video", clip, "--out", video_out, "--scene_threshold", 2], "between 0 and 1"),
+             (["--video", frames, "--out", video_out], "is a directory"),
+             (["--video", clip, "--out", frames], "is a directory"),
+             (["--frames_dir", frames, "--out", frames], "would replace the input"),
+             (["--frames_dir", frames, "--out", used], "is not empty"),
+             (["--frames_dir", frames, "--out", frames_out, "--max_frames", 1], "at least 2"),
+             (["--frames_dir", frames, "--out", frames_out, "--codec", "hevc"],
+              "--codec: for a --video only"),
+             (["--frames_dir", clip, "--out", frames_out], "is a file, not a directory")]
+    for argv, message in cases:
+        code = demo_2x.main([*map(str, argv), "--ckpt", str(tmp_path / "missing.pt"),
+                             "--device", "cpu", "--no_progress"])
+        err = capsys.readouterr().err.strip().splitlines()
+        assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
+    assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+def test_a_mismatched_frame_leaves_no_output_folder(tmp_path, run, capsys):
+    """The third frame is larger: the run fails after interpolating the first pair, and
+    neither the output folder nor its partial copy remains; --max_frames 2 leaves it out."""
+    source = tmp_path / "frames"
+    source.mkdir()
+    frames = resized(decoded_frames(carphone(), 0, 3), (64, 48))
+    frames[2] = resized([frames[2]], (80, 48))[0]
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(source / f"f{i:02d}.png"), frame[:, :, ::-1])
+    out = tmp_path / "frames_2x"
+    assert run("--frames_dir", source, "--out", out, "--global_off") == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == ["error: f02.png is 80x48 RGB 8-bit but f00.png is 64x48 RGB 8-bit; "
+                   "all frames must match"]
+    assert [p.name for p in tmp_path.iterdir()] == ["frames"]
+    assert run("--frames_dir", source, "--out", out, "--global_off", "--max_frames", 2) == 0
+    assert sorted(p.name for p in out.iterdir()) == [f"{i:08d}.png" for i in range(3)]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["frames", "frames_2x"]
 
 
 @pytest.mark.parametrize("argv", [["--multi", 3], ["--fps", "fast"], ["--fps", "0"],

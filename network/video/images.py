@@ -14,7 +14,8 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 def list_images(directory: Path) -> list[Path]:
     """The image files of `directory`, sorted by name; UserError if fewer than two."""
     if not directory.is_dir():
-        raise UserError(f"frames directory not found: {directory}")
+        raise UserError(f"{directory} is a file, not a directory of frames" if directory.exists()
+                        else f"frames directory not found: {directory}")
     images = sorted(p for p in directory.iterdir()
                     if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
     if len(images) < 2:
@@ -26,7 +27,8 @@ def list_images(directory: Path) -> list[Path]:
 def read_image(path: Path) -> np.ndarray:
     """An image file as [H, W] grey, [H, W, 3] RGB or [H, W, 4] RGBA; uint8 or uint16 as stored."""
     if not path.is_file():
-        raise UserError(f"image not found: {path}")
+        raise UserError(f"image {path} is a directory" if path.is_dir()
+                        else f"image not found: {path}")
     image = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
     if image is None:
         raise UserError(f"cannot read {path} as an image")
@@ -38,6 +40,12 @@ def read_image(path: Path) -> np.ndarray:
         to_rgb = cv2.COLOR_BGRA2RGBA if image.shape[2] == 4 else cv2.COLOR_BGR2RGB
         image = cv2.cvtColor(image, to_rgb)
     return image
+
+
+def describe_image(image: np.ndarray) -> str:
+    """Size, channels and depth of a `read_image` array, e.g. "584x388 RGB 8-bit"."""
+    channels = {1: "grey", 3: "RGB", 4: "RGBA"}[1 if image.ndim == 2 else image.shape[2]]
+    return f"{image.shape[1]}x{image.shape[0]} {channels} {image.dtype.itemsize * 8}-bit"
 
 
 def write_image(path: Path, image: np.ndarray) -> None:

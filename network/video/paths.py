@@ -11,12 +11,20 @@ from ..runtime import UserError
 def check_output_path(path: Path, suffixes: Iterable[str]) -> None:
     """UserError unless `path` has one of `suffixes` and its directory exists."""
     suffixes = tuple(suffixes)
-    if path.suffix.lower() not in suffixes:
-        raise UserError(f"output {path} must end in one of {', '.join(suffixes)}")
-    if not path.parent.is_dir():
-        raise UserError(f"output directory does not exist: {path.parent}")
     if path.is_dir():
         raise UserError(f"output {path} is a directory")
+    if path.suffix.lower() not in suffixes:
+        choice = suffixes[0] if len(suffixes) == 1 else f"one of {', '.join(suffixes)}"
+        raise UserError(f"output {path} must end in {choice}")
+    if not path.parent.is_dir():
+        raise UserError(f"output directory does not exist: {path.parent}")
+
+
+def check_not_input(path: Path, inputs: Iterable[Path]) -> None:
+    """UserError if writing `path` would replace one of the files or folders `inputs`."""
+    for source in inputs:
+        if path.resolve() == source.resolve():
+            raise UserError(f"output {path} would replace the input {source}")
 
 
 def partial_path(path: Path) -> Path:

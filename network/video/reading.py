@@ -42,7 +42,8 @@ class TimedFrame(NamedTuple):
 
 def _open_input(path: Path) -> av.container.InputContainer:
     if not path.is_file():
-        raise UserError(f"input video not found: {path}")
+        raise UserError(f"input video {path} is a directory" if path.is_dir()
+                        else f"input video not found: {path}")
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
