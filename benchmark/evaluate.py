@@ -6,9 +6,7 @@ table and JSON report — lives here, so the four benchmarks differ only in layo
 Spec: shared/spec/protocols.md.
 """
 import argparse
-import json
 import logging
-import os
 import statistics
 import sys
 from collections.abc import Callable, Sequence
@@ -25,6 +23,7 @@ from network import (PRECISIONS, InputPadder, UserError, autocast, compile_netwo
                      keep_freed_memory, load_network, select_device)
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
+from .report import check_report_path, write_report
 
 logger = logging.getLogger(__name__)
 
@@ -206,13 +205,6 @@ def format_table(title: str, results: dict[str, dict]) -> str:
     return "\n".join(lines)
 
 
-def write_json(report: dict, path: Path) -> None:
-    """Write the report atomically (a temp file renamed over the target)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
-
-
 def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: BuildSplits,
                   layout: str) -> dict:
     """Check the data, load the model, score every split, print the table, write the JSON.
@@ -224,8 +216,7 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
         splits = [Split(s.name, s.triplets[:args.limit], s.transform) for s in splits]
     check_files(splits, layout)
     if args.json is not None:
-        if not args.json.parent.is_dir():
-            raise UserError(f"{args.json.parent}: output folder does not exist (for --json)")
+        check_report_path(args.json, [args.ckpt])
     options = RunOptions(tta=args.TTA, swap_order=getattr(args, "TTA_swaporder", False),
                          precision=args.precision)
 
@@ -252,7 +243,7 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
     tta = "on" if options.tta else "off"
     print(format_table(f"{protocol.title} — {model.variant}, {options.precision}, TTA {tta}", results))
     if args.json is not None:
-        write_json(report, args.json)
+        write_report(report, args.json)
         logger.info("wrote %s", args.json)
     return report
 

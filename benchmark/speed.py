@@ -9,7 +9,6 @@ Each configuration runs in a fresh process, so its peak memory (peak RSS on CPU,
 allocated memory on CUDA) is its own. Weights are random: speed does not depend on them.
 """
 import argparse
-import json
 import logging
 import multiprocessing as mp
 import platform
@@ -20,6 +19,7 @@ from pathlib import Path
 import torch
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.report import check_report_path, write_report
 from benchmark.timing import peak_memory_gib, synchronize, time_authors, time_calls
 from network import (InputPadder, Network, UserError, autocast, compile_network,
                      keep_freed_memory, select_device)
@@ -157,8 +157,10 @@ def main(argv: list[str] | None = None) -> int:
                                       for v in variants):
             raise UserError(f"{args.reference} is not a checkout of the authors' repository "
                             f"(no network/network_{{{','.join(variants)}}}.py in it)")
-        if args.json and not args.json.parent.is_dir():
-            raise UserError(f"output directory does not exist: {args.json.parent}")
+        if args.repeats < 0:
+            raise UserError(f"--repeats must be at least 0, got {args.repeats}")
+        if args.json:
+            check_report_path(args.json)
     except UserError as e:
         print(f"error: {e}", file=sys.stderr)
         return 1
@@ -230,9 +232,7 @@ def main(argv: list[str] | None = None) -> int:
                     results.append(row)
                     print(line, flush=True)
     if args.json:
-        tmp = args.json.with_name(args.json.name + ".tmp")
-        tmp.write_text(json.dumps({"machine": machine, "results": results}, indent=2))
-        tmp.replace(args.json)
+        write_report({"machine": machine, "results": results}, args.json)
     return 0
 
 

@@ -16,7 +16,6 @@ on CPU, peak allocated memory on CUDA) is its own, read after the timed steps. `
 profiles N more steps and prints torch.profiler's table of the operators that took the most time.
 """
 import argparse
-import json
 import logging
 import multiprocessing as mp
 import statistics
@@ -28,6 +27,7 @@ import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.flop_counter import FlopCounterMode
 
+from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import peak_memory_gib, synchronize
 from loss import laplacian_loss, warping_loss
@@ -159,6 +159,10 @@ def main(argv: list[str] | None = None) -> int:
         if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.profile < 0:
             raise UserError("--batch_size and --steps must be at least 1, --warmup and "
                             "--profile at least 0")
+        if args.threads is not None and args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        if args.json:
+            check_report_path(args.json)
         device = select_device(args.device)
         threads = args.threads or share_cores(device, 0)[1]
         native = {p: cpu_has_native(p) for p in args.amps} if device.type == "cpu" else {}
@@ -182,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
                     print(f"{variant} {precision}: {args.profile} profiled step(s)\n"
                           f"{r['profile']}", flush=True)
         if args.json:
-            args.json.write_text(json.dumps({**header, "results": results}, indent=2))
+            write_report({**header, "results": results}, args.json)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1

@@ -143,6 +143,22 @@ def test_missing_checkpoint_and_json_folder_fail_with_one_line(tmp_path, lite_ck
     assert str(out.parent) in error_line(capsys)
 
 
+def test_json_report_that_would_replace_a_file_it_reads_is_refused(tmp_path, capsys):
+    """--json is checked before the checkpoint is read: never the checkpoint itself, never a
+    folder, always .json."""
+    root = write_vimeo(tmp_path / "vimeo", ["00001/0001"])
+    weights = tmp_path / "weights.json"          # a checkpoint under an unusual name
+    weights.write_bytes(b"weights")
+    for ckpt, out, message in [(weights, weights, "would replace the input"),
+                               (weights, tmp_path, "is a directory"),
+                               (tmp_path / "w.pt", tmp_path / "w.pt", "must end in .json")]:
+        assert test_vimeo90k.main(["--path", str(root), "--ckpt", str(ckpt),
+                                   "--json", str(out)]) == 1
+        assert message in error_line(capsys)
+    assert weights.read_bytes() == b"weights"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["vimeo", "weights.json"]
+
+
 def test_limit_and_report_layout(tmp_path, lite_ckpt, device, capsys):
     root = write_vimeo(tmp_path / "vimeo", ["00001/0001", "00001/0002", "00002/0001"])
     out = tmp_path / "out.json"

@@ -12,6 +12,11 @@ def test_bad_size_is_one_line_and_exit_1(capsys, tmp_path):
     err = capsys.readouterr().err.strip().splitlines()
     assert err == ["error: size '1080p' is not HEIGHTxWIDTH, e.g. 1080x1920"]
     assert speed.main(["--json", str(tmp_path / "missing" / "out.json")]) == 1
+    assert speed.main(["--repeats", "-1"]) == 1
+    assert speed.main(["--json", str(tmp_path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-2:] == ["error: --repeats must be at least 0, got -1",
+                        f"error: output {tmp_path} is a directory"]
 
 
 def test_tiny_run_reports_every_field(tmp_path):
