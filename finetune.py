@@ -11,7 +11,7 @@ from pathlib import Path
 
 from finetune_trainer import FinetuneTrainer
 from loss import PerceptualStyleLoss, load_vgg19_features
-from train import resolve_model, run_cli, vimeo_sources, x4k_sources
+from train import check_batching, resolve_model, run_cli, vimeo_sources, x4k_sources
 from trainer import TrainConfig
 
 SHARED = dict(global_motion=True, freeze="none", load_optimizer=True, batch_size=16,
@@ -43,6 +43,8 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    check_batching(args)
+    check_batching(args, "x4k_")
     resolve_model(args)
     perceptual = None
     if args.perceptual_weight or args.style_weight:

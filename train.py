@@ -185,6 +185,18 @@ def required(value: Path | None, flag: str, what: str) -> Path:
     return value
 
 
+def check_batching(args: argparse.Namespace, prefix: str = "") -> None:
+    """UserError unless --{prefix}batch_size is at least 1 and the network takes
+    --{prefix}crop square crops (a multiple of 8 pixels; of 16 with global motion)."""
+    batch_size, crop = getattr(args, f"{prefix}batch_size"), getattr(args, f"{prefix}crop")
+    if batch_size < 1:
+        raise UserError(f"--{prefix}batch_size must be at least 1, got {batch_size}")
+    divisor = 16 if args.global_motion else 8
+    if crop < divisor or crop % divisor:
+        raise UserError(f"--{prefix}crop {crop}: this phase's network takes crops of a multiple "
+                        f"of {divisor} pixels")
+
+
 def vimeo_sources(args: argparse.Namespace, batch_size: int,
                   crop: int) -> tuple[DataSource, DataSource]:
     """Vimeo90K training crops and the full-frame test list (the authors' validation set); or
@@ -229,6 +241,7 @@ def resolve_model(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    check_batching(args)
     resolve_model(args)
     sources = vimeo_sources if args.dataset == "vimeo" else x4k_sources
     train, val = sources(args, args.batch_size, args.crop)

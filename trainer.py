@@ -268,6 +268,8 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, train: DataSource, val: DataSource | None = None,
                  network: NetworkConfig | None = None):
+        if config.epochs < 1:
+            raise UserError(f"--epochs must be at least 1, got {config.epochs}")
         self.config = config
         self.network_config = network or VARIANTS[config.model_type]
         self.train_source, self.val_source = train, val

@@ -116,6 +116,24 @@ def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
     assert last.startswith("error: VGG19 weights file not found") and "missing.pth" in last
 
 
+@pytest.mark.parametrize("script, argv, message", [
+    (train, ["--phase", "1", "--batch_size", "0"], "--batch_size must be at least 1, got 0"),
+    (train, ["--phase", "1", "--crop", "50"], "--crop 50: this phase's network takes crops of a "
+                                              "multiple of 8 pixels"),
+    (train, ["--phase", "2", "--crop", "72"], "multiple of 16 pixels"),
+    (train, ["--phase", "1", "--epochs", "0"], "--epochs must be at least 1, got 0"),
+    (finetune, ["--phase", "3", "--x4k_crop", "40"], "--x4k_crop 40"),
+    (finetune, ["--phase", "3", "--x4k_batch_size", "-1"], "--x4k_batch_size must be at least 1"),
+])
+def test_impossible_batches_crops_and_epochs_are_one_line(data, tmp_path, capsys, script, argv,
+                                                          message):
+    paths = ["--vimeo_path", str(data["vimeo"]), "--x4k_path", str(data["x4k"])]
+    assert script.main([*argv[:2], *paths, *smoke_args(tmp_path), *argv[2:]]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_training_checkpoint_runs_in_the_demo(data, phase1_ckpt, tmp_path):
     frames = sorted((data["vimeo"] / "sequences").rglob("im*.png"))[:3]
     out = tmp_path / "middle.png"
