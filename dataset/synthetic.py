@@ -22,6 +22,7 @@ layout (test triplets with their flows); `KnownMotionTriplet` reads it back.
 """
 import argparse
 import math
+import sys
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -208,7 +209,8 @@ def place(texture: np.ndarray, reached: np.ndarray, rng: np.random.Generator) ->
     limit = np.array(texture.shape[1::-1], dtype=np.float64) - 2
     lower, upper = 1 - low, limit - high
     if (upper < lower).any():
-        raise ValueError("the photograph is too small for this motion and frame size")
+        raise UserError("a photograph is too small for this motion and frame size (give a "
+                        "smaller size or largest shift)")
     return tuple(float(v) for v in rng.uniform(lower, upper))
 
 
@@ -273,6 +275,14 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
     """
     root = Path(root)
     height, width = size
+    if train < 1 or test < 1:
+        raise UserError(f"a set needs training and test triplets, got {train} and {test}")
+    if min(height, width) < 16:
+        raise UserError(f"frames of {height}x{width} pixels are too small (16x16 at least)")
+    if max_shift < 0:
+        raise UserError(f"the largest shift must be at least 0 pixels, got {max_shift}")
+    if root.exists() and not root.is_dir():
+        raise UserError(f"{root} exists and is not a directory")
     for split, count, photos, folder in (("train", train, TRAIN_PHOTOS, "00001"),
                                          ("test", test, TEST_PHOTOS, "00002")):
         names = []
@@ -327,8 +337,12 @@ def main(argv: list[str] | None = None) -> int:
                              "twice this)")
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     args = parser.parse_args(argv)
-    write_known_motion(args.root, args.train, args.test, tuple(args.size), tuple(args.kinds),
-                       args.max_shift, args.seed)
+    try:
+        write_known_motion(args.root, args.train, args.test, tuple(args.size), tuple(args.kinds),
+                           args.max_shift, args.seed)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
     return 0
 
 

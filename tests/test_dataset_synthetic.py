@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import train
-from dataset import KnownMotionTriplet, write_known_motion
+from dataset import KnownMotionTriplet, synthetic, write_known_motion
 from dataset.synthetic import (KINDS, TEST_PHOTOS, TRAIN_PHOTOS, Layer, Motion, Scene, draw_scene,
                                photograph, pixel_grid)
 from network import warp_backward
@@ -135,3 +135,16 @@ def test_writer_command_runs_without_warnings(tmp_path):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert (tmp_path / "set" / "sequences" / "00002" / "0001" / "flow_t0.npy").is_file()
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--train", "0", "--test", "0"], "needs training and test triplets, got 0 and 0"),
+    (["--max_shift", "-3"], "largest shift must be at least 0"),
+    (["--size", "8", "8"], "8x8 pixels are too small"),
+    (["--size", "700", "700", "--train", "1", "--test", "1"], "photograph is too small"),
+])
+def test_writer_refuses_an_impossible_set_in_one_line(tmp_path, capsys, argv, message):
+    assert synthetic.main([str(tmp_path / "set"), *argv]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "set" / "tri_trainlist.txt").exists()
