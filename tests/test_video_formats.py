@@ -142,7 +142,8 @@ def test_rgb_source_becomes_bt709_limited_yuv_at_its_depth(tmp_path):
     assert np.abs(back.astype(float) - image).mean() < 0.002 * 65535
 
 
-def test_codec_and_container_choices(tmp_path):
+def test_codec_and_container_choices(tmp_path, capfd, monkeypatch):
+    monkeypatch.delenv("SVT_LOG", raising=False)
     cases = [("out.mkv", "ffv1", None, "yuv420p"), ("out.mov", "prores", None, "yuv422p10le"),
              ("out.webm", None, None, "yuv420p"), ("out.webm", "av1", None, "yuv420p"),
              ("out.mp4", "hevc", "yuv444p12le", "yuv444p12le")]
@@ -155,6 +156,7 @@ def test_codec_and_container_choices(tmp_path):
                 writer.write(np.zeros((64, 64, 3), np.uint8))
         facts = video_stream_facts(out)
         assert (facts["codec"], facts["pix_fmt"]) == (expected_codec[codec], want), name
+    assert "Svt[info]" not in capfd.readouterr().err     # the AV1 encoder kept its settings quiet
     with av.open(str(tmp_path / "out.mp4")) as container:
         assert container.streams.video[0].codec_context.codec_tag == "hvc1"  # Apple players
     deep = StreamColour(bit_depth=10)

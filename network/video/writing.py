@@ -149,6 +149,8 @@ class VideoWriter:
         self._last_pts: int | None = None
 
     def _add_video_stream(self, codec, size, crf, preset, display_matrix, container_format):
+        if codec == "av1":   # SVT-AV1 prints its settings on stderr unless told errors only
+            os.environ.setdefault("SVT_LOG", "1")
         self.stream = self.container.add_stream(ENCODERS[codec], rate=self.rate)
         width, height = size
         self.stream.width, self.stream.height = width + width % 2, height + height % 2
