@@ -1,4 +1,4 @@
-"""Fine-tuning phases of ATM-VFI (training.md §1): all modules, Vimeo90K and X4K1000FPS
+"""Fine-tuning phases of ATM-VFI (README: Training): all modules, Vimeo90K and X4K1000FPS
 epochs alternating.
 
     python finetune.py --phase 3 --init_ckpt P2.pt --vimeo_path DIR --x4k_path DIR

@@ -1,4 +1,4 @@
-"""Pre-training phases of ATM-VFI (training.md §1).
+"""Pre-training phases of ATM-VFI (README: Training).
 
     python train.py --phase 1 --vimeo_path DIR                     # local branch, Vimeo90K
     python train.py --phase 2 --x4k_path DIR --init_ckpt P1.pt     # global branch, X4K1000FPS
