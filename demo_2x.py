@@ -195,8 +195,8 @@ def _run(args: argparse.Namespace) -> None:
         if args.combine_video:
             log.info("wrote %s", comparison_path(args.out))
     else:
-        result = interpolate_folder(args.frames_dir, args.out, interpolator, args.max_frames,
-                                    progress=not args.no_progress)
+        result = interpolate_folder(args.frames_dir, args.out, interpolator,
+                                    max_frames=args.max_frames, progress=not args.no_progress)
         log.info("wrote %d frames to %s", result.frames_out, args.out)
     if result.scene_cuts:
         log.info("scene cuts (earlier frame repeated) after input frames: %s",

@@ -173,7 +173,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
     return result
 
 
-def interpolate_folder(src: Path, out: Path, interpolator: Interpolator,
+def interpolate_folder(src: Path, out: Path, interpolator: Interpolator, *,
                        max_frames: int | None = None, progress: bool = True) -> StreamResult:
     """Interpolate the sorted images of `src` (its first `max_frames`) into the new or empty
     folder `out` as 00000000.png, 00000001.png, ... (multi·(N−1)+1 files; 16-bit and alpha
