@@ -8,7 +8,7 @@ from torch import Tensor
 
 from .config import VARIANTS
 from .model import Network
-from .runtime import UserError
+from .runtime import UserError, select_device
 
 TRANSIENT_KEYS = ("attn_mask", "HW")      # per-input buffers of the authors' code, never weights
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
@@ -109,8 +109,11 @@ def load_model_checkpoint(model: Network, path: str | Path, strict: bool = True)
 
 def load_network(path: str | Path, variant: str | None = None, device: str | torch.device = "cpu",
                  global_motion: bool = True, ensemble_global_motion: bool = False) -> Network:
-    """A network with the weights of `path`, in eval mode on `device`; the variant is detected
+    """A network with the weights of `path`, in eval mode on `device` (a name goes through
+    `select_device`: "auto" allowed, UserError where unavailable); the variant is detected
     from the weights unless given (then it must match)."""
+    if isinstance(device, str):
+        device = select_device(device)
     state_dict = read_state_dict(path)
     detected = detect_variant(state_dict)
     if variant is not None and variant != detected:

@@ -91,7 +91,7 @@ def check_folder_request(src: Path, out: Path, max_frames: int | None = None) ->
     return images
 
 
-def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
+def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolator, *,
                       fps: Fraction | None = None, codec: str | None = None,
                       pix_fmt: str | None = None, crf: int = 18, combine: bool = False,
                       max_frames: int | None = None, progress: bool = True) -> StreamResult:
@@ -105,6 +105,7 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
     output on the right. max_frames: use only the first frames of `src` (and its audio up
     to their end). See `network.video` and `network.video.timeline` for the rules.
     """
+    src, out = Path(src), Path(out)
     check_video_request(src, out, fps=fps, codec=codec, combine=combine, max_frames=max_frames)
     targets = [out, comparison_path(out)] if combine else [out]
     timeline = RateTimeline(fps) if fps else MultiTimeline(interpolator.multi)
@@ -173,12 +174,13 @@ def interpolate_video(src: Path, out: Path, interpolator: Interpolator, *,
     return result
 
 
-def interpolate_folder(src: Path, out: Path, interpolator: Interpolator, *,
+def interpolate_folder(src: str | Path, out: str | Path, interpolator: Interpolator, *,
                        max_frames: int | None = None, progress: bool = True) -> StreamResult:
     """Interpolate the sorted images of `src` (its first `max_frames`) into the new or empty
     folder `out` as 00000000.png, 00000001.png, ... (multi·(N−1)+1 files; 16-bit and alpha
     are kept). The frames are written into a hidden folder beside `out` that takes its place
     when all are done, so a failed or interrupted run leaves no frames behind."""
+    src, out = Path(src), Path(out)
     images = check_folder_request(src, out, max_frames)
     out = out.resolve()                 # "." has no name for the partial folder
     first = read_image(images[0])

@@ -43,6 +43,10 @@ def predict_middle(model: torch.nn.Module, im0: Tensor, im1: Tensor,
 
     im0, im1: [B, 3, H, W] RGB in [0, 1]. Returns [B, 3, H, W] float32.
     """
+    weights = next(model.parameters()).dtype
+    if weights != torch.float32:
+        raise UserError(f"the network's weights are {str(weights).removeprefix('torch.')}: "
+                        "keep them float32 and pass precision='bf16' or 'fp16' instead")
     with autocast(im0.device, precision):
         return model(im0, im1)["I_t"].float()
 
@@ -156,7 +160,7 @@ class Interpolator:
                  scene_threshold: float = DEFAULT_SCENE_THRESHOLD, batch: int = 1):
         if multi not in MULTIPLIERS:
             choices = ", ".join(map(str, MULTIPLIERS))
-            raise UserError(f"--multi must be one of {choices}, got {multi}")
+            raise UserError(f"multi must be one of {choices}, got {multi}")
         if batch < 1:
             raise UserError(f"--batch must be at least 1, got {batch}")
         self.model, self.multi, self.precision = model, multi, precision
@@ -290,12 +294,23 @@ def interpolate(frame0: np.ndarray | Tensor, frame1: np.ndarray | Tensor, model:
     and device. Any H and W: frames are padded to a multiple of 64 and cropped back.
     """
     if isinstance(frame0, np.ndarray) and isinstance(frame1, np.ndarray):
+        if frame0.ndim < 2 or 0 in frame0.shape[:2]:
+            raise UserError(f"frame0 has no pixels: shape {frame0.shape}")
         return Interpolator(model, 2, precision).between(frame0, frame1)[0]
     if not (isinstance(frame0, Tensor) and isinstance(frame1, Tensor)):
         raise TypeError("frame0 and frame1 must both be numpy arrays or both be tensors")
     if frame0.shape != frame1.shape or frame0.dim() not in (3, 4) or frame0.shape[-3] != 3:
         raise UserError(f"expected two [3, H, W] or [B, 3, H, W] tensors of one shape, got "
                         f"{tuple(frame0.shape)} and {tuple(frame1.shape)}")
+    if 0 in frame0.shape[-2:]:
+        raise UserError(f"the frames have no pixels: shape {tuple(frame0.shape)}")
+    if not (frame0.is_floating_point() and frame1.is_floating_point()):
+        raise UserError(f"tensors must be float RGB in [0, 1], got {frame0.dtype} and "
+                        f"{frame1.dtype} (divide 8-bit frames by 255, or pass numpy images)")
+    largest = max(frame0.max().item(), frame1.max().item()) if frame0.numel() else 0.0
+    if largest > 1.5:          # rounding may overshoot 1 a little; 0-255 values never pass
+        raise UserError(f"tensors must be float RGB in [0, 1], got values up to {largest:g} "
+                        "(divide 0-255 frames by 255)")
     device = model_device(model)
     im0, im1 = (f.reshape(-1, *f.shape[-3:]).to(device=device, dtype=torch.float32)
                 for f in (frame0, frame1))

@@ -1,5 +1,8 @@
 """demo_2x.py on two frames and the Python API behind it (network.inference), lite stand-in
 weights. Expected frames are the network's I_t on inputs padded here by hand."""
+import copy
+from fractions import Fraction
+
 import cv2
 import numpy as np
 import pytest
@@ -75,6 +78,23 @@ def test_tensor_api_keeps_shape_dtype_and_batch(lite_model, pair, expected):
                         lite_model)
     assert batch.shape == (2, 3, HEIGHT, WIDTH)
     torch.testing.assert_close(batch[0], expected, atol=1e-4, rtol=0)
+
+
+def test_api_mistakes_are_clear_errors_not_wrong_frames(lite_model, lite_ckpt, pair):
+    """8-bit tensors or 0-255 floats would come back near black (the network clips to [0, 1]);
+    a half-precision model or an empty image would fail deep inside the network."""
+    frame = torch.from_numpy(pair[0]).permute(2, 0, 1)
+    cases = [((frame, frame, lite_model), r"float RGB in \[0, 1\], got torch.uint8"),
+             ((frame.float(), frame.float(), lite_model), "values up to 2"),
+             ((pair[0][:0], pair[1][:0], lite_model), "no pixels"),
+             ((pair[0], pair[1], copy.deepcopy(lite_model).half()), "weights are float16")]
+    for arguments, message in cases:
+        with pytest.raises(network.UserError, match=message):
+            interpolate(*arguments)
+    if not torch.cuda.is_available():
+        with pytest.raises(network.UserError, match="CUDA is not available"):
+            load_network(lite_ckpt, device="cuda")
+    assert network.parse_rate(59.94) == network.parse_rate("59.94") == Fraction(60000, 1001)
 
 
 def test_sixteen_bit_stays_sixteen_bit(lite_model, pair, expected):

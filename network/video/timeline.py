@@ -36,13 +36,15 @@ class OutputFrame(NamedTuple):
     position: Fraction  # dyadic in [0, 1]: 0 is input frame i, 1 is input frame i + 1
 
 
-def parse_rate(text: str) -> Fraction:
+def parse_rate(text: str | float | Fraction) -> Fraction:
     """A frame rate as users write it -> exact frames per second.
 
     "60" -> 60; "60000/1001" -> 60000/1001; a decimal with two or more places that is
     n * 1000/1001 rounded for some integer n means that NTSC fraction ("59.94", "29.97",
     "23.976" -> 60000/1001, 30000/1001, 24000/1001); other decimals are exact ("12.5").
+    Numbers are read as they print: 59.94 as "59.94", Fraction(60000, 1001) exactly.
     """
+    text = str(text)
     try:
         rate = Fraction(text.strip())
     except (ValueError, ZeroDivisionError):
