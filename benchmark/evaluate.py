@@ -97,7 +97,10 @@ def benchmark_parser(description: str, *, swap_order_flag: bool = False) -> argp
                         help="flip test-time augmentation: average with the 180°-rotated pass")
     if swap_order_flag:
         parser.add_argument("--TTA_swaporder", action="store_true",
-                            help="also average with the passes on the swapped input order")
+                            help="also average with the passes on the swapped input order: "
+                                 "(prediction + (P(I1, I0) + its 180°-rotated pass) / 2) / 2, "
+                                 "the rotated pass included even without --TTA, as the "
+                                 "authors' script does")
     parser.add_argument("--limit", type=_positive_int, default=None,
                         help="evaluate only the first N triplets of each split")
     parser.add_argument("--json", type=Path, default=None,
@@ -240,8 +243,9 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
                 "precision": options.precision, "limit": args.limit, **dataset_settings}
     report = {"dataset": protocol.dataset, "variant": model.variant, "checkpoint": str(args.ckpt),
               "device": str(device), "protocol": settings, "splits": results}
-    tta = "on" if options.tta else "off"
-    print(format_table(f"{protocol.title} — {model.variant}, {options.precision}, TTA {tta}", results))
+    tta = "TTA " + ("on" if options.tta else "off") + (", swapped order" if options.swap_order
+                                                      else "")
+    print(format_table(f"{protocol.title} — {model.variant}, {options.precision}, {tta}", results))
     if args.json is not None:
         write_report(report, args.json)
         logger.info("wrote %s", args.json)

@@ -175,7 +175,7 @@ def test_limit_and_report_layout(tmp_path, lite_ckpt, device, capsys):
     assert "Vimeo90K" in table and f"{split['psnr']:.4f}" in table
 
 
-def test_flip_and_swap_order_tta_average_the_passes(tmp_path, lite_ckpt):
+def test_flip_and_swap_order_tta_average_the_passes(tmp_path, lite_ckpt, capsys):
     """--TTA --TTA_swaporder: ((P + flip P(flipped)) / 2 + (S + flip S(flipped)) / 2) / 2, where S
     is the prediction from the swapped input order (protocols.md §1.6)."""
     root = write_vimeo(tmp_path / "vimeo", ["00001/0001"])
@@ -197,6 +197,7 @@ def test_flip_and_swap_order_tta_average_the_passes(tmp_path, lite_ckpt):
     report = json.loads(out.read_text())
     sample = report["splits"]["all"]["per_sample"][0]
     assert report["protocol"]["tta"] is True and report["protocol"]["tta_swaporder"] is True
+    assert "TTA on, swapped order" in capsys.readouterr().out
     assert sample["psnr"] == pytest.approx(psnr(prediction.double(), gt.double()), abs=1e-6)
     assert sample["ssim"] == pytest.approx(ssim_matlab(gt, prediction), abs=1e-6)
     assert abs(sample["psnr"] - psnr(plain.double(), gt.double())) > 1e-3   # TTA changed the score
