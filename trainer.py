@@ -299,6 +299,7 @@ class Trainer:
         self.position = (0, 0)                             # (epoch, batches done in it) to run next
         self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
         self._saved: list[tuple[str, float, Path]] = []   # (val set, PSNR, file) of this run
+        #                                                   and of the runs it resumes
         self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
         resumed_average = None                             # moving-average weights resumed
         if config.resume:
@@ -408,6 +409,8 @@ class Trainer:
             self.epoch_metrics = MetricSums(**extra["running_metrics"]["epoch"])
             self.window_metrics = MetricSums(**extra["running_metrics"]["window"])
         set_rng_state(extra["rng"])
+        self._saved = [(tag, psnr, folder / name) for tag, psnr, name
+                       in extra.get("saved_checkpoints", []) if (folder / name).is_file()]
         log.info("resuming from %s at step %d (epoch %d, batch %d)", path, self.step,
                  *self.position)
         return average
@@ -604,14 +607,15 @@ class Trainer:
         if "psnr" in val_metric:
             name += f"_psnr_{round(val_metric['psnr'], 4)}"
         path = self.config.model_checkpoints / f"{name}.pt"
+        self._saved.append((data.val_tag, val_metric.get("psnr", -math.inf), path))
         save_atomic(self._checkpoint(train_metric, val_metric, running), path)
         log.info("saved %s", path)
-        self._saved.append((data.val_tag, val_metric.get("psnr", -math.inf), path))
         self._remove_old_checkpoints()
 
     def _remove_old_checkpoints(self) -> None:
-        """With --keep_checkpoints N: delete what this run saved except the newest N and the
-        best per validation set (`checkpoints_to_keep`). Files it did not write stay."""
+        """With --keep_checkpoints N: delete what this run (or a run it resumed) saved except
+        the newest N and the best per validation set (`checkpoints_to_keep`). Files it did not
+        write stay."""
         if not self.config.keep_checkpoints:
             return
         kept = checkpoints_to_keep([entry[:2] for entry in self._saved],
@@ -646,6 +650,8 @@ class Trainer:
             "step": self.step, "position": list(self.position),
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "running_metrics": {name: vars(sums) for name, sums in running.items()},
+            # what --keep_checkpoints weighs, so that a resumed run goes on pruning them
+            "saved_checkpoints": [[tag, psnr, path.name] for tag, psnr, path in self._saved],
         }
         if self.ema_model is not None:        # the weights AdamW trains, for --resume
             checkpoint["trained_state_dict"] = self.raw_model.state_dict()

@@ -88,7 +88,7 @@ def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
     """--keep_checkpoints 1 (phase1's) with a validation every step: of the four checkpoints
     this run saves, the last and the best by logged validation PSNR remain (the same step in
     this run; the choice itself is checked by hand below); a file it did not write stays.
-    Resuming then continues from the newest."""
+    Resuming then continues from the newest and goes on pruning the first run's files."""
     checkpoints = tmp_path / "ckpt"
     checkpoints.mkdir()
     foreign = checkpoints / "epoch_0_step_0_psnr_99.0.pt"
@@ -100,8 +100,14 @@ def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
     steps = {int(path.name.split("_step_")[1].split("_")[0])
              for path in checkpoints.glob("*.pt") if path != foreign}
     assert steps == {best, 4} and foreign.read_bytes() == b"not ours"
-    phase1(vimeo, tmp_path / "more", checkpoints, "--epochs", "3", "--resume")
+    phase1(vimeo, tmp_path / "more", checkpoints, "--epochs", "3", "--resume",
+           "--val_every", "1")
     assert sorted(read_scalars(tmp_path / "more" / "runs", "train/loss")) == [5, 6]
+    psnr.update(read_scalars(tmp_path / "more" / "runs", "val/psnr"))
+    best = max(sorted(psnr), key=lambda step: (psnr[step], -step))
+    steps = {int(path.name.split("_step_")[1].split("_")[0])
+             for path in checkpoints.glob("*.pt") if path != foreign}
+    assert steps == {best, 6}          # the first run's checkpoints weighed too
 
 
 def test_keep_checkpoints_refuses_a_negative_count(vimeo, tmp_path, capsys):
