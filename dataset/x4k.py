@@ -52,13 +52,13 @@ class X4KTrain(Dataset):
         if (root / "train").is_dir():
             root = root / "train"
         self.root = root
-        self.clips = [sorted(clip.glob("*.png")) for scene in sorted(root.iterdir())
-                      if scene.is_dir() for clip in sorted(scene.iterdir()) if clip.is_dir()]
-        if not self.clips:
+        folders = [clip for scene in sorted(root.iterdir()) if scene.is_dir()
+                   for clip in sorted(scene.iterdir()) if clip.is_dir()]
+        if not folders:
             raise UserError(f"X4K1000FPS training root {root} holds no <scene>/<clip>/ folders")
-        for frames in self.clips:
+        self.clips = [sorted(clip.glob("*.png")) for clip in folders]
+        for clip, frames in zip(folders, self.clips):
             if len(frames) < FRAMES_PER_CLIP:
-                clip = frames[0].parent if frames else "a clip folder"
                 raise UserError(f"X4K1000FPS clip {clip} has {len(frames)} PNG frames; expected "
                                 f"at least {FRAMES_PER_CLIP}")
         self.crop, self.augment, self.seed, self.epoch = crop, augment, seed, 0

@@ -137,7 +137,8 @@ def test_malformed_vimeo_root_is_one_clear_line(tmp_path, make, expected):
 
 def test_malformed_x4k_and_snufilm_roots(tmp_path):
     (tmp_path / "scene" / "clip").mkdir(parents=True)
-    with pytest.raises(UserError, match="expected at least 65"):
+    with pytest.raises(UserError, match=f"clip {tmp_path / 'scene' / 'clip'} has 0 PNG frames; "
+                                        "expected at least 65"):
         X4KTrain(tmp_path)
     with pytest.raises(UserError, match="test-hard.txt"):
         SnuFilm(tmp_path)
