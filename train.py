@@ -16,6 +16,7 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
 from network.pretrained import resolve_checkpoint
+from network.video import Terminated, terminate_as_interrupt
 from trainer import DataSource, Distributed, TrainConfig, Trainer, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -123,7 +124,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="weight of the Laplacian pyramid loss of the prediction")
     group.add_argument("--lap_levels", type=int, default=5,
                        help="its pyramid levels (the authors' runs effectively used 3 in phase "
-                            "1 and 2 later, training.md §11 #2)")
+                            "1 and 2 later; see the README's training flags)")
     group.add_argument("--warp_weight", type=float, default=0.25,
                        help="weight of the multi-scale warping loss")
     group = parser.add_argument_group("run")
@@ -165,10 +166,17 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
                         format="%(message)s")
     keep_freed_memory()   # no page faults for every step's activations (lite: ~1,200 per step)
     try:
-        run(args)
+        with terminate_as_interrupt():   # SIGTERM unwinds like Ctrl-C: no half-written files
+            run(args)
     except UserError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
+    except Terminated:
+        print("terminated; --resume continues from the last checkpoint", file=sys.stderr)
+        return 143
+    except KeyboardInterrupt:
+        print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
+        return 130
     return 0
 
 

@@ -224,8 +224,23 @@ def save_atomic(checkpoint: dict, path: Path) -> None:
     """torch.save to a temporary file, then rename: a crash never leaves half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)
     temporary = path.with_name(path.name + ".tmp")
-    torch.save(checkpoint, temporary)
-    os.replace(temporary, path)
+    try:
+        torch.save(checkpoint, temporary)
+        os.replace(temporary, path)
+    except BaseException:           # Ctrl-C, SIGTERM (see train.py), a full disk
+        temporary.unlink(missing_ok=True)
+        raise
+
+
+def writable_folder(folder: Path, flag: str) -> None:
+    """Create `folder` if needed; UserError (naming `flag`) unless files can be written in it,
+    so that a bad path fails at the start, not at the first checkpoint."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"{flag} {folder}: cannot create it ({error.strerror})") from None
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: no permission to write in it")
 
 
 def latest_checkpoint(folder: Path) -> Path | None:
@@ -284,6 +299,10 @@ class Trainer:
         if config.keep_checkpoints < 0:
             raise UserError(f"--keep_checkpoints {config.keep_checkpoints}: give 0 (keep all) "
                             "or a positive count")
+        if self.dist.is_main:
+            for flag, folder in (("--model_checkpoints", config.model_checkpoints),
+                                 ("--log_dir", config.log_dir)):
+                writable_folder(folder, flag)
         if config.batch_size % self.dist.world_size:
             raise UserError(f"--batch_size {config.batch_size} is not divisible by the "
                             f"{self.dist.world_size} processes")

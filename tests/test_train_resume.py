@@ -4,6 +4,7 @@ import math
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -136,3 +137,35 @@ def test_checkpoints_to_keep_the_best_of_each_validation_set():
     saved = [("val_vimeo", 36.1), ("val_snufilm", 30.2), ("val_vimeo", 36.3),
              ("val_snufilm", 30.1), ("val_vimeo", 36.2), ("val_snufilm", 30.0)]
     assert checkpoints_to_keep(saved, 1) == {1, 2, 5}
+
+
+def test_unwritable_checkpoint_folder_fails_before_training(vimeo, tmp_path, capsys):
+    blocker = tmp_path / "a_file"
+    blocker.write_text("not a folder")
+    args = ["--phase", "1", "--vimeo_path", str(vimeo), *smoke_args(tmp_path),
+            "--model_checkpoints", str(blocker / "checkpoints")]
+    assert train.main(args) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: --model_checkpoints {blocker}"), err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a_file"]
+
+
+def test_sigterm_stops_cleanly_and_leaves_whole_checkpoints(vimeo, tmp_path):
+    """SIGTERM (kill, a scheduler's time limit) while a run validates and saves every step:
+    exit status 143, one line saying how to go on, no half-written checkpoint."""
+    checkpoints = tmp_path / "checkpoints"
+    command = [sys.executable, str(ROOT / "train.py"), "--phase", "1", "--vimeo_path",
+               str(vimeo), "--epochs", "100", "--val_every", "1", *smoke_args(tmp_path)]
+    process = subprocess.Popen(command, cwd=tmp_path, env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while not list(checkpoints.glob("*.pt")) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    process.terminate()
+    err = process.communicate(timeout=60)[1]
+    assert process.returncode == 143, err[-2000:]
+    assert err.strip().splitlines()[-1] == "terminated; --resume continues from the last checkpoint"
+    assert "Traceback" not in err
+    assert not list(checkpoints.glob("*.tmp"))
+    for path in checkpoints.glob("*.pt"):
+        read_checkpoint(path)
