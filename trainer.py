@@ -416,6 +416,7 @@ class Trainer:
         if saved_phase != self.config.phase:
             raise UserError(f"--resume: {path} is from phase {saved_phase}, not phase "
                             f"{self.config.phase}")
+        self._report_changed_settings(extra["meta_data"])
         average = None
         if "trained_state_dict" in extra:     # saved with --ema: model_state_dict is the average
             average = {k: v.clone() for k, v in self.raw_model.state_dict().items()}
@@ -433,6 +434,22 @@ class Trainer:
         log.info("resuming from %s at step %d (epoch %d, batch %d)", path, self.step,
                  *self.position)
         return average
+
+    def _report_changed_settings(self, saved: dict) -> None:
+        """Warn when --resume goes on with other schedule settings than the checkpoint's run
+        (allowed: e.g. more --epochs to train longer)."""
+        config = self.config
+        changed = [f"{flag} {saved[key]} -> {now}" for flag, key, now in (
+            ("--batch_size", "batch_size", config.batch_size),
+            ("--epochs", "epoch", config.epochs),
+            ("--init_lr", "initial learning rate", config.init_lr),
+            ("--last_lr", "final learning rate", config.last_lr),
+            ("--warmup", "warmup step", config.warmup),
+            ("--lr_hold", "lr_hold", config.lr_hold)) if saved.get(key, now) != now]
+        if changed:
+            log.warning("--resume with settings other than the checkpoint's (%s): the run goes on "
+                        "with the new ones, its learning-rate curve and epochs recomputed",
+                        ", ".join(changed))
 
     # --- data ------------------------------------------------------------------------------
 

@@ -65,6 +65,14 @@ def test_resumed_run_keeps_the_moving_average(vimeo, tmp_path):
             torch.testing.assert_close(resumed[key][name], weight, rtol=1e-6, atol=1e-7)
 
 
+def test_resume_with_other_schedule_settings_says_so(vimeo, tmp_path, caplog):
+    phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "1")
+    phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--max_steps", "2", "--resume",
+           "--batch_size", "4", "--init_lr", "3e-4")
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("--batch_size 2 -> 4, --init_lr 0.0002 -> 0.0003" in w for w in warnings), warnings
+
+
 def test_resume_without_a_checkpoint_is_one_clear_line(vimeo, tmp_path, capsys):
     assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--resume",
                        *smoke_args(tmp_path)]) == 1
