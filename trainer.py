@@ -510,13 +510,17 @@ class Trainer:
                      steps, self.learning_rate(self.step))
             self.model.train()
             loader = self._loader(data.train, epoch, skip, train=True)
-            bar = tqdm(loader, total=steps, initial=skip, desc=f"epoch {epoch}",
+            # Counted by hand after each step, so that it shows the step just taken while
+            # validation runs or when --max_steps stops the run.
+            bar = tqdm(total=steps, initial=skip, desc=f"epoch {epoch}",
                        disable=not self.dist.is_main, dynamic_ncols=True)
-            for batch_index, batch in enumerate(bar, start=skip):
+            for batch_index, batch in enumerate(loader, start=skip):
                 metrics = self._train_step(batch)
                 self.epoch_metrics.add(metrics)
                 self.window_metrics.add(metrics)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.2f}")
+                bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.2f}",
+                                refresh=False)
+                bar.update()
                 epoch_done = batch_index + 1 == steps
                 self.position = (epoch + 1, 0) if epoch_done else (epoch, batch_index + 1)
                 if self.step % config.log_every == 0:
@@ -525,7 +529,9 @@ class Trainer:
                 if epoch_done or stop or (config.val_every and self.step % config.val_every == 0):
                     self._validate_and_save(epoch, data)
                 if stop:
+                    bar.close()
                     return
+            bar.close()
             skip = 0
 
     def _train_step(self, batch: list[Tensor]) -> dict[str, float]:
