@@ -511,27 +511,27 @@ class Trainer:
             self.model.train()
             loader = self._loader(data.train, epoch, skip, train=True)
             # Counted by hand after each step, so that it shows the step just taken while
-            # validation runs or when --max_steps stops the run.
-            bar = tqdm(total=steps, initial=skip, desc=f"epoch {epoch}",
-                       disable=not self.dist.is_main, dynamic_ncols=True)
-            for batch_index, batch in enumerate(loader, start=skip):
-                metrics = self._train_step(batch)
-                self.epoch_metrics.add(metrics)
-                self.window_metrics.add(metrics)
-                bar.set_postfix(loss=f"{metrics['loss']:.4f}", psnr=f"{metrics['psnr']:.2f}",
-                                refresh=False)
-                bar.update()
-                epoch_done = batch_index + 1 == steps
-                self.position = (epoch + 1, 0) if epoch_done else (epoch, batch_index + 1)
-                if self.step % config.log_every == 0:
-                    self._log_training()
-                stop = bool(config.max_steps) and self.step >= config.max_steps
-                if epoch_done or stop or (config.val_every and self.step % config.val_every == 0):
-                    self._validate_and_save(epoch, data)
-                if stop:
-                    bar.close()
-                    return
-            bar.close()
+            # validation runs or when --max_steps stops the run; closed before any message
+            # that follows (an error, "interrupted").
+            with tqdm(total=steps, initial=skip, desc=f"epoch {epoch}",
+                      disable=not self.dist.is_main, dynamic_ncols=True) as bar:
+                for batch_index, batch in enumerate(loader, start=skip):
+                    metrics = self._train_step(batch)
+                    self.epoch_metrics.add(metrics)
+                    self.window_metrics.add(metrics)
+                    bar.set_postfix(loss=f"{metrics['loss']:.4f}",
+                                    psnr=f"{metrics['psnr']:.2f}", refresh=False)
+                    bar.update()
+                    epoch_done = batch_index + 1 == steps
+                    self.position = (epoch + 1, 0) if epoch_done else (epoch, batch_index + 1)
+                    if self.step % config.log_every == 0:
+                        self._log_training()
+                    stop = bool(config.max_steps) and self.step >= config.max_steps
+                    if epoch_done or stop or (config.val_every
+                                              and self.step % config.val_every == 0):
+                        self._validate_and_save(epoch, data)
+                    if stop:
+                        return
             skip = 0
 
     def _train_step(self, batch: list[Tensor]) -> dict[str, float]:
@@ -601,31 +601,31 @@ class Trainer:
         model = self.validated_model.eval()
         sums = MetricSums()
         loader = self._loader(source, 0, 0, train=False)
-        for index, batch in enumerate(tqdm(loader, desc=tag, leave=False,
-                                           disable=not self.dist.is_main)):
-            im0, gt, im1, *truth = (t.to(self.device) for t in batch)
-            padder = InputPadder(im0.shape, divisor=64)
-            padded0, padded1, gt_padded = padder.pad(im0, im1, gt)
-            with autocast(self.device, self.config.amp):
-                out = model(padded0, padded1)
-            pred = padder.unpad(out["I_t"]).float()
-            count = gt.shape[0]
-            terms = self.losses(out, gt_padded)
-            values = {"psnr": batch_psnr(pred, gt).sum().item(),
-                      "psnr_average": batch_psnr((im0 + im1) / 2, gt).sum().item()}
-            flows = [padder.unpad(out[key]).float() for key in ("opt_flow_0", "opt_flow_1")]
-            if truth:
-                true_flow, valid = truth
-                for name, flow, true in zip(("epe_t0", "epe_t1"), flows, true_flow.split(2, 1)):
-                    values[name] = end_point_error(flow, true, valid).sum().item()
-            terms = {name: term.item() * count for name, term in terms.items()}
-            sums.add({**values, **terms}, count)
-            if index == 0 and self.writer is not None:
-                mask = padder.unpad(out["occ_mask1"]).float()
-                true_flow = truth[0] if truth else None
-                for name, image in validation_images(im0, im1, pred, gt, flows, mask,
-                                                     true_flow).items():
-                    self.writer.add_image(f"{tag}/{name}", image, self.step)
+        with tqdm(loader, desc=tag, leave=False, disable=not self.dist.is_main) as batches:
+            for index, batch in enumerate(batches):
+                im0, gt, im1, *truth = (t.to(self.device) for t in batch)
+                padder = InputPadder(im0.shape, divisor=64)
+                padded0, padded1, gt_padded = padder.pad(im0, im1, gt)
+                with autocast(self.device, self.config.amp):
+                    out = model(padded0, padded1)
+                pred = padder.unpad(out["I_t"]).float()
+                count = gt.shape[0]
+                terms = self.losses(out, gt_padded)
+                values = {"psnr": batch_psnr(pred, gt).sum().item(),
+                          "psnr_average": batch_psnr((im0 + im1) / 2, gt).sum().item()}
+                flows = [padder.unpad(out[key]).float() for key in ("opt_flow_0", "opt_flow_1")]
+                if truth:
+                    true_flow, valid = truth
+                    for name, flow, true in zip(("epe_t0", "epe_t1"), flows, true_flow.split(2, 1)):
+                        values[name] = end_point_error(flow, true, valid).sum().item()
+                terms = {name: term.item() * count for name, term in terms.items()}
+                sums.add({**values, **terms}, count)
+                if index == 0 and self.writer is not None:
+                    mask = padder.unpad(out["occ_mask1"]).float()
+                    true_flow = truth[0] if truth else None
+                    for name, image in validation_images(im0, im1, pred, gt, flows, mask,
+                                                         true_flow).items():
+                        self.writer.add_image(f"{tag}/{name}", image, self.step)
         self.raw_model.train()
         return sums.means(self.dist)
 
