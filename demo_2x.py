@@ -72,7 +72,8 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--fps", type=_rate, default=None, metavar="RATE",
                         help="video only: output frame rate, e.g. 60, 59.94 (= 60000/1001) or "
                              "60000/1001; frames between inputs by recursive midpoints")
-    video.add_argument("--scene_threshold", type=float, default=DEFAULT_SCENE_THRESHOLD,
+    video.add_argument("--scene_threshold", type=_within(float, 0, 1),
+                       default=DEFAULT_SCENE_THRESHOLD,
                        help="scene-change score in [0, 1] above which a frame pair is a cut and "
                             "the earlier frame is repeated instead of blended (1: never)")
     video.add_argument("--combine_video", action="store_true",
@@ -84,12 +85,12 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--pix_fmt", default=None,
                        help="video only: encoded pixel format, e.g. yuv420p10le; when left "
                             "out: 4:2:0 at the input's bit depth")
-    video.add_argument("--crf", type=int, default=18,
+    video.add_argument("--crf", type=_within(int, 0, 51), default=18,
                        help="video only: quality, 0 (best) to 51 (worst); 18 looks lossless")
-    video.add_argument("--batch", type=int, default=1,
+    video.add_argument("--batch", type=_within(int, 1), default=1,
                        help="run up to N midpoints, from up to N frame pairs, as one network "
                             "pass (speeds up GPUs; no gain on CPUs)")
-    video.add_argument("--max_frames", type=int, default=None,
+    video.add_argument("--max_frames", type=_within(int, 2), default=None,
                        help="use only the first N frames of the video (and its audio up to "
                             "them) or of the folder")
     video.add_argument("--no_progress", action="store_true", help="hide the progress bar")
@@ -101,6 +102,20 @@ def _rate(text: str) -> Fraction:
         return parse_rate(text)
     except UserError as error:
         raise argparse.ArgumentTypeError(str(error)) from None
+
+
+def _within(kind: type, low: float, high: float | None = None):
+    """An argparse type: a `kind` number from `low` up to `high` (no limit: None)."""
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
+        if value < low or (high is not None and value > high):
+            limits = f"between {low} and {high}" if high is not None else f"at least {low}"
+            raise argparse.ArgumentTypeError(f"must be {limits}, got {text}")
+        return value
+    return parse
 
 
 def _mode(args: argparse.Namespace) -> str:
@@ -129,12 +144,6 @@ def _default_out(args: argparse.Namespace, mode: str) -> Path:
 
 def _check_inputs(args: argparse.Namespace, mode: str) -> None:
     """Fail on bad input before a checkpoint is loaded or downloaded."""
-    if not 0 <= args.crf <= 51:
-        raise UserError(f"--crf must be between 0 and 51, got {args.crf}")
-    if args.batch < 1:
-        raise UserError(f"--batch must be at least 1, got {args.batch}")
-    if not 0 <= args.scene_threshold <= 1:
-        raise UserError(f"--scene_threshold must be between 0 and 1, got {args.scene_threshold}")
     if mode != "video":
         video_only = [flag for flag, given in (("--fps", args.fps is not None),
                                                ("--codec", args.codec is not None),
