@@ -113,5 +113,6 @@ def test_quantize_8bit_rounds_to_the_nearest_level():
     values = torch.tensor([0.0, 0.101, 0.499, 1.0])          # x255: 0, 25.755, 127.245, 255
     expected = torch.tensor([0.0, 26.0, 127.0, 255.0]) / 255
     torch.testing.assert_close(quantize_8bit(values), expected, rtol=0, atol=0)
-    halves = torch.tensor([0.5, 1.5, 2.5]) / 255 * 255        # exact halves round to even
-    assert torch.round(halves).tolist() == [0.0, 2.0, 2.0]
+    halves = torch.tensor([0.5, 1.5, 2.5, 3.5], dtype=torch.float64) / 255  # x255: exact halves
+    assert (halves * 255).tolist() == [0.5, 1.5, 2.5, 3.5]
+    assert (quantize_8bit(halves) * 255).tolist() == [0.0, 2.0, 2.0, 4.0]    # to the even level

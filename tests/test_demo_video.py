@@ -123,7 +123,7 @@ def test_odd_sized_rotated_video_keeps_rotation_and_pads_to_even(tmp_path, run):
     assert mean_abs(last[49, :65], frames[1][48]) < 2.0  # the added row repeats the last one
 
 
-def test_frames_dir_writes_numbered_pngs(tmp_path, run):
+def test_frames_dir_writes_numbered_pngs(tmp_path, run, lite_ckpt, device):
     source = tmp_path / "frames"
     source.mkdir()
     frames = resized(decoded_frames(carphone(), 0, 3), (64, 48))
@@ -136,6 +136,10 @@ def test_frames_dir_writes_numbered_pngs(tmp_path, run):
     assert names == [f"{i:08d}.png" for i in range(5)]
     for i, frame in enumerate(frames):
         np.testing.assert_array_equal(cv2.imread(str(out / names[2 * i]))[:, :, ::-1], frame)
+    local = load_network(lite_ckpt, device=device, global_motion=False)
+    for i in range(2):                # PNG keeps the network's middle frames exactly
+        np.testing.assert_array_equal(cv2.imread(str(out / names[2 * i + 1]))[:, :, ::-1],
+                                      interpolate(frames[i], frames[i + 1], local))
 
 
 def test_default_output_name_sits_next_to_the_input(tmp_path, run):

@@ -154,17 +154,25 @@ def test_gradients_reach_every_parameter(lite_ckpt):
         assert p.grad is not None and p.grad.abs().sum() > 0, name
 
 
-@pytest.mark.parametrize("size", [(100, 150), (64, 64), (37, 211)])
-def test_odd_sizes_through_the_padder(size, lite_ckpt):
+@pytest.mark.parametrize("size, borders", [((100, 150), (14, 14, 21, 21)),
+                                           ((64, 64), (0, 0, 0, 0)),
+                                           ((37, 211), (13, 14, 22, 23))])
+def test_odd_sizes_through_the_padder(size, borders, lite_ckpt):
+    """Padding to multiples of 64 by hand (edge pixels repeated; top, bottom, left, right
+    worked out above, the odd pixel at the bottom/right) gives what InputPadder gives."""
     model = load_network(lite_ckpt)
     torch.manual_seed(0)
     im0, im1 = torch.rand(2, 1, 3, *size)
+    top, bottom, left, right = borders
+    by_hand = [torch.from_numpy(np.pad(im.numpy(), ((0, 0), (0, 0), (top, bottom), (left, right)),
+                                       mode="edge")) for im in (im0, im1)]
     padder = InputPadder(im0.shape, divisor=64)
-    assert all(s % 64 == 0 for s in padder.padded_size)
+    for padded, expected in zip(padder.pad(im0, im1), by_hand):
+        torch.testing.assert_close(padded, expected, rtol=0, atol=0)
     with torch.no_grad():
         middle = padder.unpad(model(*padder.pad(im0, im1))["I_t"])
-    assert middle.shape == im0.shape
-    assert 0 <= middle.min() and middle.max() <= 1
+        expected = model(*by_hand)["I_t"][..., top:top + size[0], left:left + size[1]]
+    torch.testing.assert_close(middle, expected, rtol=0, atol=0)
 
 
 def test_sizes_the_network_cannot_take_are_refused(lite_ckpt):

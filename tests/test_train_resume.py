@@ -169,6 +169,7 @@ def test_sigterm_stops_cleanly_and_leaves_whole_checkpoints(vimeo, tmp_path):
     deadline = time.monotonic() + 120
     while not list(checkpoints.glob("*.pt")) and time.monotonic() < deadline:
         time.sleep(0.2)
+    assert list(checkpoints.glob("*.pt")), "no checkpoint within two minutes"
     process.terminate()
     err = process.communicate(timeout=60)[1]
     assert process.returncode == 143, err[-2000:]

@@ -5,6 +5,7 @@ import pytest
 import torch
 
 import train
+import trainer
 from dataset import write_known_motion
 from trainer import end_point_error, share_cores, usable_cores
 from training_data import smoke_args
@@ -34,6 +35,22 @@ def test_cores_are_never_oversubscribed():
                 assert threads >= 1 and (workers + threads <= share or threads == 1)
                 assert requested is None or workers == requested
     assert share_cores(cpu, None) == (cores // 4, cores - cores // 4)
+
+
+@pytest.mark.parametrize("cores, device, requested, processes, expected", [
+    (16, "cpu", None, 1, (4, 12)),    # a quarter of the cores decode
+    (16, "cuda", None, 1, (8, 8)),    # up to 8 workers feed a GPU
+    (16, "cuda", None, 2, (7, 1)),    # 8 cores per process: 7 workers and the main thread
+    (16, "cpu", 3, 1, (3, 13)),
+    (16, "cpu", None, 4, (1, 3)),
+    (2, "cpu", None, 1, (0, 2)),      # decoding in the training process
+    (2, "cuda", None, 1, (1, 1)),
+    (2, "cpu", 3, 1, (3, 1)),         # more workers than cores when asked: one thread left
+])
+def test_core_shares_worked_out_by_hand(monkeypatch, cores, device, requested, processes,
+                                       expected):
+    monkeypatch.setattr(trainer, "usable_cores", lambda: cores)
+    assert share_cores(torch.device(device), requested, processes) == expected
 
 
 @pytest.fixture(scope="module")

@@ -146,11 +146,16 @@ def test_interpolator_timeline_holds_cuts_and_the_last_frame():
         np.testing.assert_array_equal(out[index][1], red)
 
 
-def test_interpolator_batches_pairs_with_the_same_results():
+def test_interpolator_frames_blend_by_their_position_and_batching_changes_nothing():
     rng = np.random.default_rng(0)
     frames = [TimedFrame(rng.integers(0, 256, (8, 8, 3), dtype=np.uint8), F(k, 25))
               for k in range(5)]
     single = list(Interpolator(Average(), multi=4, scene_threshold=1).outputs(frames))
+    assert [o.position for o, _, _ in single] == [F(k, 4) for k in range(4)] * 4 + [0] * 4
+    for output, image, _ in single:        # Average: position p is (1 - p)·a + p·b
+        a, b = (frames[min(output.pair + k, 4)].image.astype(float) for k in (0, 1))
+        blend = (1 - float(output.position)) * a + float(output.position) * b
+        assert np.abs(image - blend).max() <= 0.5 + 1e-3, output   # rounded to a level
     model = Average()
     batched = list(Interpolator(model, multi=4, scene_threshold=1, batch=3).outputs(frames))
     assert [o for o, _, _ in batched] == [o for o, _, _ in single]
