@@ -317,8 +317,8 @@ class Trainer:
         self.step = 0                                      # optimizer steps taken
         self.position = (0, 0)                             # (epoch, batches done in it) to run next
         self.epoch_metrics, self.window_metrics = MetricSums(), MetricSums()
-        self._saved: list[tuple[str, float, Path]] = []   # (val set, PSNR, file) of this run
-        #                                                   and of the runs it resumes
+        # (val set, PSNR, file) of what this run, and the runs it resumes, saved and kept
+        self._saved: list[tuple[str, float, Path]] = []
         self.total_steps = sum(self.steps_in_epoch(e) for e in range(config.epochs))
         resumed_average = None                             # moving-average weights resumed
         if config.resume:
