@@ -22,8 +22,8 @@ from network.conversion import (PIPE, check_folder_request, check_video_request,
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
-from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, Terminated, check_not_input,
-                           check_output_path, describe_image, probe_video, read_image,
+from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_not_input, check_output_path,
+                           describe_image, interruption_status, probe_video, read_image,
                            terminate_as_interrupt, write_image)
 from network.video.timeline import parse_rate
 from network.video.writing import ENCODERS, choose_encoding
@@ -224,12 +224,8 @@ def main(argv: list[str] | None = None) -> int:
     except (UserError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
-    except Terminated:
-        print("terminated", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("interrupted", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
+        return interruption_status(interruption)
     return 0
 
 

@@ -16,7 +16,7 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
 from network.pretrained import resolve_checkpoint
-from network.video import Terminated, terminate_as_interrupt
+from network.video import interruption_status, terminate_as_interrupt
 from trainer import DataSource, Distributed, TrainConfig, Trainer, latest_checkpoint
 
 log = logging.getLogger(__name__)
@@ -171,12 +171,8 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
     except UserError as error:
         print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
-    except Terminated:
-        print("terminated; --resume continues from the last checkpoint", file=sys.stderr)
-        return 143
-    except KeyboardInterrupt:
-        print("interrupted; --resume continues from the last checkpoint", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
+        return interruption_status(interruption, "; --resume continues from the last checkpoint")
     return 0
 
 

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from network.video import check_not_input, check_output_path
+from network.video.paths import partial_path
 
 
 def check_report_path(path: Path, inputs: Iterable[Path] = ()) -> None:
@@ -16,7 +17,7 @@ def check_report_path(path: Path, inputs: Iterable[Path] = ()) -> None:
 
 
 def write_report(report: dict, path: Path) -> None:
-    """Write `report` as indented JSON (a temp file renamed over the target)."""
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(tmp, path)
+    """Write `report` as indented JSON (a partial file renamed over the target)."""
+    partial = partial_path(path)
+    partial.write_text(json.dumps(report, indent=2) + "\n")
+    os.replace(partial, path)

@@ -57,14 +57,18 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
     return reader, info
 
 
+def _check_max_frames(max_frames: int | None) -> None:
+    if max_frames is not None and max_frames < 2:
+        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+
+
 def check_video_request(src: Path, out: Path, *, fps: Fraction | None = None,
                         codec: str | None = None, combine: bool = False,
                         max_frames: int | None = None) -> None:
     """UserError for a request `interpolate_video` refuses, raised before any work: too few
     frames, a rate that is not positive, what a y4m stream on stdout (`out` PIPE) cannot
     carry, an output that would replace `src`."""
-    if max_frames is not None and max_frames < 2:
-        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+    _check_max_frames(max_frames)
     if fps is not None and fps <= 0:
         raise UserError(f"the output frame rate must be positive, got {fps}")
     if out == PIPE and (combine or codec):
@@ -77,8 +81,7 @@ def check_video_request(src: Path, out: Path, *, fps: Fraction | None = None,
 def check_folder_request(src: Path, out: Path, max_frames: int | None = None) -> list[Path]:
     """The images `interpolate_folder` reads from `src` (its first `max_frames`); UserError,
     before any work, for too few of them or an output folder that is not new or empty."""
-    if max_frames is not None and max_frames < 2:
-        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+    _check_max_frames(max_frames)
     images = list_images(src)[:max_frames]
     if out.exists() and not out.is_dir():
         raise UserError(f"output {out} exists and is not a directory")

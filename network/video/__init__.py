@@ -31,7 +31,8 @@ Conventions:
 """
 from .colour import StreamColour, frame_to_rgb, rgb_to_frame
 from .images import IMAGE_SUFFIXES, describe_image, list_images, read_image, write_image
-from .paths import Terminated, check_not_input, check_output_path, terminate_as_interrupt
+from .paths import (Terminated, check_not_input, check_output_path, interruption_status,
+                    terminate_as_interrupt)
 from .reading import TimedFrame, VideoInfo, VideoReader, probe_video
 from .writing import CONTAINER_FORMATS, ENCODERS, VideoWriter, pad_to_even
 from .y4m import Y4MReader, Y4MWriter
@@ -39,5 +40,5 @@ from .y4m import Y4MReader, Y4MWriter
 __all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "ENCODERS", "StreamColour", "Terminated",
            "TimedFrame", "VideoInfo", "VideoReader", "VideoWriter", "Y4MReader", "Y4MWriter",
            "check_not_input", "check_output_path", "describe_image", "frame_to_rgb",
-           "list_images", "pad_to_even", "probe_video", "read_image", "rgb_to_frame",
-           "terminate_as_interrupt", "write_image"]
+           "interruption_status", "list_images", "pad_to_even", "probe_video", "read_image",
+           "rgb_to_frame", "terminate_as_interrupt", "write_image"]

@@ -2,6 +2,7 @@
 SIGTERM turned into an exception so that, as after Ctrl-C, no partial file is left behind."""
 import contextlib
 import signal
+import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -50,3 +51,11 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def interruption_status(error: KeyboardInterrupt, hint: str = "") -> int:
+    """For scripts' `main`: print "terminated" (SIGTERM) or "interrupted" (Ctrl-C), then `hint`,
+    on stderr and return the shell's exit status for it (143 or 130)."""
+    terminated = isinstance(error, Terminated)
+    print(("terminated" if terminated else "interrupted") + hint, file=sys.stderr)
+    return 143 if terminated else 130
