@@ -1,4 +1,4 @@
-"""Fine-tuning (phases 3 and 4): the `Trainer` loop with two changes (training.md §1, §6).
+"""Fine-tuning (phases 3 and 4): the `Trainer` loop with two changes.
 
 - Data: even epochs train on Vimeo90K and validate on its test list; odd epochs train on
   X4K1000FPS and validate on SNU-FILM. Checkpoints are named `vimeo_...` / `x4k_...`.

@@ -1,4 +1,4 @@
-"""Training losses of ATM-VFI (training.md §5).
+"""Training losses of ATM-VFI, as the authors' trainers compute them.
 
 - `laplacian_loss`: L1 between the band-pass levels of two Laplacian pyramids.
 - `warping_loss`: that loss on every intermediate synthesis of the network (`im_t_list`).
@@ -134,7 +134,7 @@ def gram_matrix(features: Tensor) -> Tensor:
 
 
 class PerceptualStyleLoss(nn.Module):
-    """Perceptual and style distances on five VGG19 blocks (training.md §5.3).
+    """Perceptual and style distances on five VGG19 blocks.
 
     Inputs are normalised with the ImageNet mean/std (no resizing); the target is detached.
     perceptual = sum over blocks of mean |phi_b(pred) - phi_b(target)|;

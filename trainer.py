@@ -1,4 +1,4 @@
-"""The training loop shared by every phase of ATM-VFI (training.md §4, §6, §7).
+"""The training loop shared by every phase of ATM-VFI.
 
 `Trainer` owns the optimizer (AdamW), the learning-rate curve (cosine with linear warmup, one
 value per optimizer step), mixed precision, validation, TensorBoard logging, checkpoints and

@@ -3,7 +3,7 @@
 A script describes its dataset as splits of triplets (file paths) and its scoring rules as a
 `Protocol`; everything else — flags, checks, model loading, inference, metrics, progress bar,
 table and JSON report — lives here, so the four benchmarks differ only in layout and protocol.
-Spec: shared/spec/protocols.md.
+The protocols themselves: README, Benchmarks.
 """
 import argparse
 import logging
@@ -32,7 +32,7 @@ FrameTransform = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class Protocol:
-    """How a benchmark turns a triplet into scores (protocols.md §§2–5)."""
+    """How a benchmark turns a triplet into scores."""
 
     dataset: str                 # JSON "dataset": vimeo90k | ucf101 | snufilm | xiph
     title: str                   # human-readable name for the progress bar and table

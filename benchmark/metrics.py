@@ -1,4 +1,4 @@
-"""Image-quality metrics of the ATM-VFI benchmark protocols (spec: protocols.md §1.4, §1.5).
+"""Image-quality metrics of the ATM-VFI benchmark protocols, as the authors' benchmark scripts compute them.
 
 Images are tensors [B, 3, H, W], RGB, values in [0, 1]. Both metrics return a Python float.
 """

@@ -1,4 +1,4 @@
-"""SNU-FILM test (protocols.md §4): per mode, every line 'I0 GT I1' of test-<mode>.txt, inputs
+"""SNU-FILM test (README: Benchmarks): per mode, every line 'I0 GT I1' of test-<mode>.txt, inputs
 replicate-padded to multiples of 64, global motion on (ensemble off), no rounding, PSNR in
 float64, one average per mode."""
 import argparse

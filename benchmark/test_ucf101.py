@@ -1,4 +1,4 @@
-"""UCF101 interpolation test (protocols.md §3): every sub-folder, frame_00/frame_02 ->
+"""UCF101 interpolation test (README: Benchmarks): every sub-folder, frame_00/frame_02 ->
 frame_01_gt, unpadded 256x256, global motion off, prediction rounded to 8 bits before both
 metrics, PSNR in float32."""
 import argparse

@@ -1,4 +1,4 @@
-"""Vimeo90K triplet test (protocols.md §2): every entry of tri_testlist.txt, im1/im3 -> im2,
+"""Vimeo90K triplet test (README: Benchmarks): every entry of tri_testlist.txt, im1/im3 -> im2,
 unpadded 256x448, global motion off, no rounding, PSNR in float64."""
 import argparse
 from pathlib import Path

@@ -1,4 +1,4 @@
-"""Xiph 2K/4K test (protocols.md §5; tests/benchmarks/xiph_protocol.md): the first 100 frames of eight
+"""Xiph 2K/4K test (README: Preparing Xiph; tests/benchmarks/xiph_protocol.md): the first 100 frames of eight
 Netflix 4096x2160 clips as PNG; triplets (k-1, k, k+1) for k = 2, 4, ..., 98; "2k" area-resizes
 every frame to 2048x1080, "4k" centre-crops 1080x2048; inputs replicate-padded to multiples of
 32, global motion on (ensemble off), no rounding, PSNR in float32. The frames are prepared

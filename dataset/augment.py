@@ -22,7 +22,7 @@ def random_crop(frames: Triplet, size: int, rng: np.random.Generator) -> Triplet
 
 
 def vimeo_augment(frames: Triplet, rng: np.random.Generator) -> Triplet:
-    """Vimeo90K recipe (training.md §2.1), in order: swap I0/I1, vertical flip, horizontal
+    """Vimeo90K recipe, in order: swap I0/I1, vertical flip, horizontal
     flip (each p = 0.5), then rotate 90° clockwise, 180° or 90° counter-clockwise (p = 0.25
     each; no rotation otherwise)."""
     im0, gt, im1 = frames
@@ -39,7 +39,7 @@ def vimeo_augment(frames: Triplet, rng: np.random.Generator) -> Triplet:
 
 
 def x4k_augment(frames: Triplet, rng: np.random.Generator) -> Triplet:
-    """X4K1000FPS recipe (training.md §2.2): horizontal flip with p = 0.5, then rotation by
+    """X4K1000FPS recipe: horizontal flip with p = 0.5, then rotation by
     k x 90° counter-clockwise, k uniform in {0, 1, 2, 3}."""
     if rng.random() < 0.5:
         frames = tuple(frame[:, ::-1] for frame in frames)

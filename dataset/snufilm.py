@@ -1,4 +1,4 @@
-"""SNU-FILM triplets, used for validation (training.md §2.3, protocols.md §4)."""
+"""SNU-FILM triplets, used for validation."""
 from pathlib import Path
 
 from torch import Tensor

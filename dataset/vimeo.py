@@ -1,4 +1,4 @@
-"""Vimeo90K triplets (training.md §2.1)."""
+"""Vimeo90K triplets (phases 1, 3 and 4; README: Training)."""
 from pathlib import Path
 
 from torch import Tensor

@@ -1,4 +1,4 @@
-"""X4K1000FPS training clips (training.md §2.2)."""
+"""X4K1000FPS training clips (phases 2 to 4; README: Training)."""
 from pathlib import Path
 
 import numpy as np

@@ -4,7 +4,7 @@ from dataclasses import dataclass, replace
 
 @dataclass(frozen=True)
 class NetworkConfig:
-    """Every constructor constant of the network (values: spec/architecture.md)."""
+    """Every constructor constant of the network (values: the authors' two variants; see `VARIANTS`)."""
 
     name: str                          # variant name, "base" or "lite"
     hidden_dims: tuple[int, ...]       # encoder channels at 1, 1/2, 1/4, 1/8 of the input size

@@ -177,7 +177,7 @@ def test_limit_and_report_layout(tmp_path, lite_ckpt, device, capsys):
 
 def test_flip_and_swap_order_tta_average_the_passes(tmp_path, lite_ckpt, capsys):
     """--TTA --TTA_swaporder: ((P + flip P(flipped)) / 2 + (S + flip S(flipped)) / 2) / 2, where S
-    is the prediction from the swapped input order (protocols.md §1.6)."""
+    is the prediction from the swapped input order."""
     root = write_vimeo(tmp_path / "vimeo", ["00001/0001"])
     frame0, gt, frame1 = (to_tensor(frame) for frame in small_frames(3))
     model = load_network(lite_ckpt, global_motion=False)

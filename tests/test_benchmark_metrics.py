@@ -8,8 +8,8 @@ import torch.nn.functional as F
 
 from benchmark.metrics import gaussian_taps, psnr, quantize_8bit, ssim_matlab
 
-# protocols.md §1.5: weight of input channel (columns R, G, B) in each output channel (rows)
-# after the 11-tap depth Gaussian folded by the replicate padding of 5.
+# SSIM treats RGB as a third axis (the authors' ssim_matlab): weight of input channel (columns
+# R, G, B) in each output channel (rows) after the 11-tap depth Gaussian folded by the replicate padding of 5.
 COLOUR_MIX = np.array([[0.633006, 0.213006, 0.153989],
                        [0.366994, 0.266012, 0.366994],
                        [0.153989, 0.213006, 0.633006]])
@@ -74,7 +74,7 @@ def test_ssim_mixes_colour_channels_with_the_folded_depth_gaussian():
 
 
 def direct_ssim(x: torch.Tensor, y: torch.Tensor) -> float:
-    """protocols.md §1.5 steps 2-8 written literally: one 11x11x11 window, conv3d, float64."""
+    """The SSIM definition written literally: one 11x11x11 window, conv3d, float64."""
     g = torch.exp(-(torch.arange(11, dtype=torch.float64) - 5) ** 2 / 4.5)
     g = g / g.sum()
     window = (g[:, None, None] * g[None, :, None] * g[None, None, :])[None, None]
