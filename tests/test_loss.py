@@ -33,10 +33,15 @@ def test_finest_stripes_cost_their_mean_amplitude(levels):
     assert laplacian_loss(pred, target, levels).item() == pytest.approx(0.2, rel=1e-5)
 
 
-def test_tiny_maps_do_not_fail():
-    # 64-pixel crops reach 2x2 maps in the warping loss, where reflection is undefined.
-    pred, target = torch.rand(1, 3, 4, 4), torch.rand(1, 3, 4, 4)
-    assert torch.isfinite(laplacian_loss(pred, target, 2))
+def test_tiny_maps_repeat_their_borders():
+    # 64-pixel crops reach 2x2 maps in the warping loss, where reflection is undefined and the
+    # border is repeated instead. Worked by hand for a constant offset of 0.3 on a 4x4 map, two
+    # levels: the 4x4 level (reflected) reproduces the constant, so its band is 0; at 2x2 the
+    # remainder 0.3 sits at (0, 0) of a zero map, and the repeated border makes the 1-D up-sampling
+    # filter (2/16)(1, 4, 6, 4, 1) give g = (11/8, 5/8), so the band is 0.3 (1 - g g^T):
+    # |.| summed = 0.3 (57 + 9 + 9 + 39) / 64, mean 0.3 x 57/128.
+    image = torch.rand(1, 3, 4, 4)
+    assert laplacian_loss(image + 0.3, image, 2).item() == pytest.approx(0.3 * 57 / 128, rel=1e-6)
 
 
 def test_warping_loss_uses_5_5_4_3_2_levels_per_scale():
@@ -71,6 +76,38 @@ def test_gram_matrix_by_hand():
     features = torch.tensor([[1.0, 2.0], [3.0, 4.0]]).view(1, 2, 1, 2)   # C=2, H=1, W=2
     expected = torch.tensor([[[5.0, 11.0], [11.0, 25.0]]])
     torch.testing.assert_close(gram_matrix(features), expected)
+
+
+class Double(torch.nn.Module):
+    def forward(self, x):
+        return 2 * x
+
+
+def doubling_features() -> torch.nn.Sequential:
+    """36 layers like vgg19().features: identities, except layer 17 (conv3_4's ReLU) doubles."""
+    layers = [torch.nn.Identity() for _ in range(36)]
+    layers[17] = Double()
+    return torch.nn.Sequential(*layers)
+
+
+@pytest.mark.parametrize("official, block_gains", [(False, (1, 1, 2, 2, 2)), (True, (1, 1, 2, 4, 4))])
+def test_perceptual_and_style_by_hand(official, block_gains):
+    # One pixel whose ImageNet-normalised value is v = (1, -2, 0.5) against a target normalised to
+    # 0. Block b's features are k_b v, k_b = 2 once layer 17 has run (twice in the authors' 4th
+    # block, which starts at layer 16): perceptual = sum k_b mean|v| = sum k_b x 7/6; the Gram
+    # matrix of one pixel is k_b^2 v v^T, so style = sum k_b^4 mean((v v^T)^2) = sum k_b^4 |v|^4 / 9.
+    mean, std = torch.tensor([0.485, 0.456, 0.406]), torch.tensor([0.229, 0.224, 0.225])
+    v = torch.tensor([1.0, -2.0, 0.5])
+    pred = (mean + std * v).view(1, 3, 1, 1).requires_grad_()
+    target = mean.view(1, 3, 1, 1).clone().requires_grad_()
+    perceptual, style = PerceptualStyleLoss(doubling_features(), official_blocks=official)(pred, target)
+    gains = torch.tensor(block_gains, dtype=torch.float64)
+    assert perceptual.item() == pytest.approx(gains.sum().item() * 7 / 6, rel=1e-5)
+    assert style.item() == pytest.approx((gains ** 4).sum().item() * 5.25 ** 2 / 9, rel=1e-5)
+    perceptual.backward()
+    # d/d pred_c of sum k_b mean_c |v_c| = sum k_b sign(v_c) / (3 std_c); the target is detached.
+    torch.testing.assert_close(pred.grad.flatten(), gains.sum().float() * v.sign() / (3 * std))
+    assert target.grad is None
 
 
 @pytest.fixture(scope="module")
