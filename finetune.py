@@ -12,7 +12,7 @@ from pathlib import Path
 from finetune_trainer import FinetuneTrainer
 from loss import PerceptualStyleLoss, load_vgg19_features
 from train import check_batching, resolve_model, run_cli, vimeo_sources, x4k_sources
-from trainer import TrainConfig
+from trainer import TrainConfig, check_settings
 
 SHARED = dict(global_motion=True, freeze="none", load_optimizer=True, batch_size=16,
               x4k_batch_size=5, crop=256, x4k_crop=448, epochs=300, init_lr=4e-5,
@@ -43,6 +43,7 @@ def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    check_settings(args)
     check_batching(args)
     check_batching(args, "x4k_")
     resolve_model(args)

@@ -17,7 +17,8 @@ from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed
                      read_state_dict)
 from network.pretrained import resolve_checkpoint
 from network.video import interruption_status, terminate_as_interrupt
-from trainer import DataSource, Distributed, TrainConfig, Trainer, latest_checkpoint
+from trainer import (DataSource, Distributed, TrainConfig, Trainer, check_settings,
+                     latest_checkpoint)
 
 log = logging.getLogger(__name__)
 
@@ -245,6 +246,7 @@ def resolve_model(args: argparse.Namespace) -> None:
 
 
 def run(args: argparse.Namespace) -> None:
+    check_settings(args)
     check_batching(args)
     resolve_model(args)
     sources = vimeo_sources if args.dataset == "vimeo" else x4k_sources

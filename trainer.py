@@ -35,6 +35,28 @@ log = logging.getLogger(__name__)
 
 CHECKPOINT_NAME = re.compile(r"epoch_(\d+)_step_(\d+)")
 
+# The numeric settings' allowed values: name -> (test, wording). None (num_workers: chosen
+# for the machine) is always allowed.
+SETTING_LIMITS = {
+    **{name: (lambda v: v >= 1, "at least 1")
+       for name in ("epochs", "batch_size", "lap_levels", "log_every")},
+    **{name: (lambda v: v >= 0, "at least 0")
+       for name in ("last_lr", "warmup", "weight_decay", "lap_weight", "warp_weight",
+                    "max_steps", "val_every", "val_samples", "num_workers", "lr_hold",
+                    "clip_grad", "keep_checkpoints", "perceptual_weight", "style_weight")},
+    "init_lr": (lambda v: v > 0, "more than 0"),
+    "ema": (lambda v: 0 <= v < 1, "at least 0 and less than 1"),
+}
+
+
+def check_settings(settings: object) -> None:
+    """UserError naming the flag of the first numeric setting out of its range (SETTING_LIMITS);
+    settings: a TrainConfig or the command line's argparse.Namespace."""
+    for name, (allowed, wording) in SETTING_LIMITS.items():
+        value = getattr(settings, name, None)
+        if value is not None and not allowed(value):
+            raise UserError(f"--{name} must be {wording}, got {value}")
+
 
 @dataclass
 class TrainConfig:
@@ -72,6 +94,9 @@ class TrainConfig:
     clip_grad: float = 0.0     # largest total gradient norm (0: no clipping)
     ema: float = 0.0           # decay of the weights' moving average, validated and saved (0: none)
     keep_checkpoints: int = 0  # keep this run's newest N checkpoints and its best (0: all)
+
+    def __post_init__(self):
+        check_settings(self)
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
@@ -283,8 +308,6 @@ class Trainer:
 
     def __init__(self, config: TrainConfig, train: DataSource, val: DataSource | None = None,
                  network: NetworkConfig | None = None):
-        if config.epochs < 1:
-            raise UserError(f"--epochs must be at least 1, got {config.epochs}")
         self.config = config
         self.network_config = network or VARIANTS[config.model_type]
         self.train_source, self.val_source = train, val
@@ -296,9 +319,6 @@ class Trainer:
             torch.set_num_threads(threads)
         log.info("%d DataLoader workers, %d compute threads (of %d usable cores)",
                  self.num_workers, torch.get_num_threads(), usable_cores())
-        if config.keep_checkpoints < 0:
-            raise UserError(f"--keep_checkpoints {config.keep_checkpoints}: give 0 (keep all) "
-                            "or a positive count")
         if self.dist.is_main:
             for flag, folder in (("--model_checkpoints", config.model_checkpoints),
                                  ("--log_dir", config.log_dir)):

@@ -126,8 +126,15 @@ def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
     (train, ["--phase", "1", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (finetune, ["--phase", "3", "--x4k_crop", "40"], "--x4k_crop 40"),
     (finetune, ["--phase", "3", "--x4k_batch_size", "-1"], "--x4k_batch_size must be at least 1"),
+    (train, ["--phase", "1", "--log_every", "0"], "--log_every must be at least 1, got 0"),
+    (train, ["--phase", "1", "--lap_levels", "0"], "--lap_levels must be at least 1, got 0"),
+    (train, ["--phase", "1", "--init_lr", "0"], "--init_lr must be more than 0, got 0.0"),
+    (train, ["--phase", "1", "--ema", "1.5"], "--ema must be at least 0 and less than 1, got 1.5"),
+    (train, ["--phase", "1", "--num_workers", "-1"], "--num_workers must be at least 0, got -1"),
+    (train, ["--phase", "1", "--max_steps", "-1"], "--max_steps must be at least 0, got -1"),
+    (finetune, ["--phase", "4", "--style_weight", "-1"], "--style_weight must be at least 0"),
 ])
-def test_impossible_batches_crops_and_epochs_are_one_line(data, tmp_path, capsys, script, argv,
+def test_impossible_settings_are_one_line(data, tmp_path, capsys, script, argv,
                                                           message):
     paths = ["--vimeo_path", str(data["vimeo"]), "--x4k_path", str(data["x4k"])]
     assert script.main([*argv[:2], *paths, *smoke_args(tmp_path), *argv[2:]]) == 1

@@ -124,7 +124,7 @@ def test_keep_checkpoints_refuses_a_negative_count(vimeo, tmp_path, capsys):
             "--keep_checkpoints", "-1"]
     assert train.main(args) == 1
     assert capsys.readouterr().err.strip() == (
-        "error: --keep_checkpoints -1: give 0 (keep all) or a positive count")
+        "error: --keep_checkpoints must be at least 0, got -1")
 
 
 @pytest.mark.parametrize("psnrs, newest, kept", [

@@ -9,7 +9,7 @@ import torch
 
 import train
 from dataset import VimeoTriplet
-from network import read_checkpoint
+from network import UserError, read_checkpoint
 from trainer import DataSource, TrainConfig, Trainer, learning_rate
 from training_data import TINY, make_vimeo, read_scalars, smoke_args
 
@@ -87,3 +87,9 @@ def test_moving_average_is_validated_and_saved(tmp_path):
             torch.testing.assert_close(weight, average[name].detach())
             torch.testing.assert_close(checkpoint["trained_state_dict"][name],
                                        trained[name].detach())
+
+
+def test_python_api_refuses_an_average_that_never_moves(tmp_path):
+    # decay 1 would keep the initial weights for good; TrainConfig checks as the flags do.
+    with pytest.raises(UserError, match=r"^--ema must be at least 0 and less than 1, got 1.0$"):
+        tiny_trainer(tmp_path, ema=1.0)
