@@ -29,7 +29,7 @@ from dataset import ShardedSampler
 from loss import laplacian_loss, warping_loss
 from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkConfig, UserError,
                      autocast, load_model_checkpoint, select_device)
-from scratch_init import init_for_motion
+from network.scratch_init import init_for_motion
 
 log = logging.getLogger(__name__)
 

@@ -70,9 +70,9 @@ class Split:
 
 @dataclass(frozen=True)
 class RunOptions:
-    tta: bool = False            # flip test-time augmentation (§1.6)
+    tta: bool = False            # flip test-time augmentation
     swap_order: bool = False     # swap-order test-time augmentation (Vimeo90K only)
-    precision: str = "fp32"      # fp32 | bf16 autocast around the forward pass
+    precision: str = "fp32"      # fp32 | bf16 | fp16 (autocast around the forward pass)
 
 
 BuildSplits = Callable[[argparse.Namespace], tuple[list[Split], dict[str, object]]]

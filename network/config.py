@@ -20,7 +20,8 @@ class NetworkConfig:
 
     @property
     def local_dim(self) -> int:
-        """Token width at 1/8: fused (1/2, 1/4, 1/4, 1/8) encoder channels."""
+        """Token width at 1/8: the fused encoder channels, in concatenation order 1/4, 1/2 (plain),
+        1/2 (dilated), 1/8."""
         d = self.hidden_dims
         return d[3] + d[2] + 2 * d[1]
 

@@ -9,7 +9,7 @@ import torch.nn.functional as F
 
 from dataset import KnownMotionTriplet, write_known_motion
 from network import LITE, Network
-from scratch_init import init_for_motion
+from network.scratch_init import init_for_motion
 from trainer import DataSource, TrainConfig, Trainer
 from training_data import TINY, read_scalars
 

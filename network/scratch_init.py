@@ -7,8 +7,7 @@ Architecture, losses and optimizer are untouched; weights loaded afterwards repl
 import torch
 from torch import nn
 
-from network import Network
-from network.model import MOTION_CHANNELS, SYNTHESIS_MODULES
+from .model import MOTION_CHANNELS, SYNTHESIS_MODULES, Network
 
 ATTENTION_GAIN = 2.0    # scale of the q and k projections of a fresh ATMFormer
 
