@@ -13,6 +13,7 @@ give the share of the tool's wall time spent inside the network during the same 
 import argparse
 import json
 import os
+import sys
 import tempfile
 import time
 import warnings
@@ -21,7 +22,8 @@ from pathlib import Path
 import torch
 
 from benchmark.speed import cpu_name
-from network import VARIANTS, Interpolator, Network, select_device
+from benchmark.timing import synchronize
+from network import VARIANTS, Interpolator, Network, UserError, select_device
 from network.conversion import interpolate_video
 from network.inference import PAD_DIVISOR, predict_middle
 from network.padding import InputPadder
@@ -44,16 +46,12 @@ class ForwardClock:
         model.register_forward_pre_hook(self._start)
         model.register_forward_hook(self._stop)
 
-    def _sync(self) -> None:
-        if self.device.type == "cuda":
-            torch.cuda.synchronize(self.device)
-
     def _start(self, module, inputs) -> None:
-        self._sync()
+        synchronize(self.device)
         self._began = time.perf_counter()
 
     def _stop(self, module, inputs, output) -> None:
-        self._sync()
+        synchronize(self.device)
         self.seconds += time.perf_counter() - self._began
 
 
@@ -70,6 +68,20 @@ def main(argv: list[str] | None = None) -> int:
                         help="network variant")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     args = parser.parse_args(argv)
+    try:
+        report = measure(args)
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    print(json.dumps(report, indent=1))
+    return 0
+
+
+def measure(args: argparse.Namespace) -> dict:
+    """The JSON report: bare forwards and tool runs, alternated `args.repeats` times."""
+    if args.frames < 2 or args.repeats < 1:
+        raise UserError(f"--frames must be at least 2 and --repeats at least 1, got "
+                        f"{args.frames} and {args.repeats}")
     device = select_device(args.device)
     clip = args.video or default_clip()
     torch.manual_seed(0)
@@ -97,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
             wall = time.perf_counter() - start
             tool.append(wall / pairs)
             network_share.append(clock.seconds / wall)
-    report = {"machine": cpu_name() if device.type == "cpu" else torch.cuda.get_device_name(device),
+    machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
+    return {"machine": machine, "device": str(device),
               "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
               "torch": torch.__version__, "variant": args.variant,
               "padded_size": list(padder.padded_size), "pairs_per_run": pairs,
@@ -105,8 +118,6 @@ def main(argv: list[str] | None = None) -> int:
               "tool_per_pair_s": [round(t, 3) for t in tool],
               "network_share_of_tool_time": [round(n, 4) for n in network_share],
               "overhead_percent_best_of": round(100 * (min(tool) - min(bare)) / min(bare), 1)}
-    print(json.dumps(report, indent=1))
-    return 0
 
 
 if __name__ == "__main__":

@@ -1,10 +1,13 @@
 """benchmark/speed.py: its report, not its timings (those are for people to read)."""
 import json
 import mmap
+from fractions import Fraction
 
+import numpy as np
 import torch
 
-from benchmark import speed, timing
+from benchmark import speed, timing, video_overhead
+from video_clips import write_clip
 
 
 def test_bad_size_is_one_line_and_exit_1(capsys, tmp_path):
@@ -98,3 +101,21 @@ def test_warm_up_goes_on_while_calls_fault_in_new_pages(monkeypatch):
     calls = []
     timing.time_calls(lambda: calls.append(settled.add_(1)), cpu, repeats=1)
     assert len(calls) == 2      # the first call, then the timed one
+
+
+def test_video_overhead_reports_a_tiny_clip(tmp_path, capsys):
+    clip = tmp_path / "in.mp4"
+    texture = np.random.default_rng(0).integers(0, 256, (40, 72, 3), dtype=np.uint8)
+    # One texture moving 2 pixels a frame (no scene cut: the network runs for both pairs).
+    write_clip(clip, [np.roll(texture, 2 * k, axis=1) for k in range(3)], Fraction(25))
+    assert video_overhead.main(["--video", str(clip), "--frames", "3", "--repeats", "1"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["device"] == "cpu" and report["padded_size"] == [64, 128]
+    assert report["pairs_per_run"] == 2 and len(report["tool_per_pair_s"]) == 1
+    assert 0 < report["network_share_of_tool_time"][0] <= 1
+
+
+def test_video_overhead_bad_counts_are_one_line(capsys):
+    assert video_overhead.main(["--frames", "1"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --frames must be at least 2 and --repeats at least 1, got 1 and 2"]
