@@ -30,6 +30,7 @@ from loss import laplacian_loss, warping_loss
 from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkConfig, UserError,
                      autocast, load_model_checkpoint, select_device)
 from network.scratch_init import init_for_motion
+from network.video.paths import written_atomically
 
 log = logging.getLogger(__name__)
 
@@ -246,15 +247,11 @@ def batch_psnr(pred: Tensor, target: Tensor) -> Tensor:
 
 
 def save_atomic(checkpoint: dict, path: Path) -> None:
-    """torch.save to a temporary file, then rename: a crash never leaves half a file."""
+    """torch.save to a partial file renamed when complete: a crash, Ctrl-C, SIGTERM (see
+    train.py) or a full disk never leaves half a checkpoint."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(path.name + ".tmp")
-    try:
-        torch.save(checkpoint, temporary)
-        os.replace(temporary, path)
-    except BaseException:           # Ctrl-C, SIGTERM (see train.py), a full disk
-        temporary.unlink(missing_ok=True)
-        raise
+    with written_atomically(path) as partial:
+        torch.save(checkpoint, partial)
 
 
 def writable_folder(folder: Path, flag: str) -> None:

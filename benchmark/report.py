@@ -1,12 +1,11 @@
 """JSON reports of the benchmark scripts: the path checked before any work, the file written
 atomically when the work is done."""
 import json
-import os
 from collections.abc import Iterable
 from pathlib import Path
 
 from network.video import check_not_input, check_output_path
-from network.video.paths import partial_path
+from network.video.paths import written_atomically
 
 
 def check_report_path(path: Path, inputs: Iterable[Path] = ()) -> None:
@@ -18,6 +17,5 @@ def check_report_path(path: Path, inputs: Iterable[Path] = ()) -> None:
 
 def write_report(report: dict, path: Path) -> None:
     """Write `report` as indented JSON (a partial file renamed over the target)."""
-    partial = partial_path(path)
-    partial.write_text(json.dumps(report, indent=2) + "\n")
-    os.replace(partial, path)
+    with written_atomically(path) as partial:
+        partial.write_text(json.dumps(report, indent=2) + "\n")

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .runtime import UserError
+from .video.paths import written_atomically
 
 log = logging.getLogger(__name__)
 
@@ -44,17 +45,15 @@ def cache_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "atm-vfi"
 
 
-def resolve_checkpoint(name_or_path: str | Path, cache: Path | None = None,
-                       download: bool = True) -> Path:
+def resolve_checkpoint(name_or_path: str | Path) -> Path:
     """Turn `base` / `lite` / `pct` or a file path into the path of an existing file.
 
-    A name is looked up in `cache` (default `cache_dir()`) and downloaded there
-    when missing and `download` is true; nothing touches the network when the
-    file is present. Raises UserError for a missing path or a failed download.
-    (A file literally called `base` in the working directory is `./base`.)
+    A name is looked up in `cache_dir()` and downloaded there when missing; nothing touches
+    the network when the file is present. Raises UserError for a missing path or a failed
+    download. (A file literally called `base` in the working directory is `./base`.)
     """
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
-        return _cached_or_downloaded(name_or_path, cache or cache_dir(), download)
+        return _cached_or_downloaded(name_or_path, cache_dir())
     path = Path(name_or_path).expanduser()
     if not path.is_file():
         names = ", ".join(PRETRAINED)
@@ -68,22 +67,18 @@ def _manual_steps(name: str, target: Path) -> str:
             f"or pass --ckpt /path/to/{entry.file_name}")
 
 
-def _cached_or_downloaded(name: str, cache: Path, download: bool) -> Path:
+def _cached_or_downloaded(name: str, cache: Path) -> Path:
     target = cache / PRETRAINED[name].file_name
     if target.is_file():
         return target
-    if not download:
-        raise UserError(f"the '{name}' checkpoint is not in {cache}: {_manual_steps(name, target)}")
     cache.mkdir(parents=True, exist_ok=True)
-    partial = target.with_name(target.name + ".part")
     log.info("downloading the '%s' checkpoint to %s (once)", name, target)
     try:
-        _download(PRETRAINED[name].drive_id, partial)
+        with written_atomically(target) as partial:
+            _download(PRETRAINED[name].drive_id, partial)
     except UserError as error:
-        partial.unlink(missing_ok=True)
         raise UserError(f"could not download the '{name}' checkpoint ({error}); "
                         f"{_manual_steps(name, target)}") from None
-    os.replace(partial, target)
     return target
 
 

@@ -82,6 +82,17 @@ def test_offline_download_explains_manual_steps(cache, monkeypatch):
     assert not any(cache.iterdir())
 
 
+def test_interrupted_download_leaves_nothing(cache, monkeypatch):
+    def interrupted(id, output, quiet):
+        with open(output, "wb") as f:
+            f.write(b"half a checkpoint")
+        raise KeyboardInterrupt
+    monkeypatch.setattr(gdown, "download", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        resolve_checkpoint("lite")
+    assert not any(cache.iterdir())
+
+
 def test_html_instead_of_checkpoint_is_refused(cache, monkeypatch):
     def quota_page(id, output, quiet):
         with open(output, "w") as f:

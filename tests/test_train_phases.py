@@ -61,7 +61,7 @@ def test_phase1_checkpoint_has_the_authors_layout(phase1_ckpt):
     assert checkpoint["meta_data"]["initial learning rate"] == 2e-4
     assert checkpoint["meta_data"]["phase"] == 1
     assert phase1_ckpt.name.startswith("epoch_0_step_1_psnr_")
-    assert not list(phase1_ckpt.parent.glob("*.tmp"))
+    assert not list(phase1_ckpt.parent.glob(".*.part"))
 
 
 def test_phase2_trains_only_the_global_branch(phase1_ckpt, phase2_ckpt):

@@ -175,6 +175,6 @@ def test_sigterm_stops_cleanly_and_leaves_whole_checkpoints(vimeo, tmp_path):
     assert process.returncode == 143, err[-2000:]
     assert err.strip().splitlines()[-1] == "terminated; --resume continues from the last checkpoint"
     assert "Traceback" not in err
-    assert not list(checkpoints.glob("*.tmp"))
+    assert not list(checkpoints.glob(".*.part"))
     for path in checkpoints.glob("*.pt"):
         read_checkpoint(path)

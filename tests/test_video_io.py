@@ -15,6 +15,7 @@ import pytest
 from network import UserError
 from network.video import (VideoReader, VideoWriter, list_images, pad_to_even, probe_video,
                            read_image, write_image)
+from network.video.paths import written_atomically
 from video_clips import (audio_packets, bigbuckbunny, carphone, decoded_frames,
                          video_stream_facts, write_clip)
 
@@ -113,6 +114,20 @@ def test_failed_write_leaves_existing_file_and_no_partial(tmp_path):
             raise RuntimeError("interrupted")
     assert out.read_bytes() == b"precious"
     assert list(tmp_path.iterdir()) == [out]
+
+
+def test_atomic_write_replaces_only_when_complete(tmp_path):
+    out = tmp_path / "report.json"
+    out.write_text("precious")
+    with pytest.raises(KeyboardInterrupt):
+        with written_atomically(out) as partial:
+            partial.write_text("half")
+            raise KeyboardInterrupt
+    assert out.read_text() == "precious" and list(tmp_path.iterdir()) == [out]
+    with written_atomically(out) as partial:
+        assert partial == tmp_path / ".report.json.part"
+        partial.write_text("new")
+    assert out.read_text() == "new" and list(tmp_path.iterdir()) == [out]
 
 
 def test_writer_without_frames_is_an_error_and_leaves_nothing(tmp_path):

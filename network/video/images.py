@@ -1,12 +1,11 @@
 """Image files: listing a folder of frames, reading and writing 8- and 16-bit images."""
-import os
 from pathlib import Path
 
 import cv2
 import numpy as np
 
 from ..runtime import UserError
-from .paths import check_output_path, partial_path
+from .paths import check_output_path, written_atomically
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
@@ -66,6 +65,5 @@ def write_image(path: Path, image: np.ndarray) -> None:
     ok, encoded = cv2.imencode(suffix, image)
     if not ok:
         raise UserError(f"cannot encode an image as {suffix}")
-    partial = partial_path(path)
-    partial.write_bytes(encoded.tobytes())
-    os.replace(partial, path)
+    with written_atomically(path) as partial:
+        partial.write_bytes(encoded.tobytes())

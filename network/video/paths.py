@@ -1,6 +1,7 @@
 """Output paths: checks before any work, partial files renamed into place when complete, and
 SIGTERM turned into an exception so that, as after Ctrl-C, no partial file is left behind."""
 import contextlib
+import os
 import signal
 import sys
 from collections.abc import Iterable, Iterator
@@ -31,6 +32,19 @@ def check_not_input(path: Path, inputs: Iterable[Path]) -> None:
 def partial_path(path: Path) -> Path:
     """Where `path` is written until it is complete: a hidden `.NAME.part` beside it."""
     return path.with_name(f".{path.name}.part")
+
+
+@contextlib.contextmanager
+def written_atomically(path: Path) -> Iterator[Path]:
+    """Yields `partial_path(path)` to write; renamed over `path` when the block completes,
+    deleted when it raises (errors, Ctrl-C, SIGTERM), so `path` is never half written."""
+    partial = partial_path(path)
+    try:
+        yield partial
+        os.replace(partial, path)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
 
 class Terminated(KeyboardInterrupt):
