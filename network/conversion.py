@@ -52,7 +52,7 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
         return stack.enter_context(VideoReader(src)), info
     reader = stack.enter_context(Y4MReader(sys.stdin.buffer))
     info = VideoInfo(width=reader.width, height=reader.height, rate=reader.rate, frame_count=0,
-                     start_time=Fraction(0), time_base=1 / reader.rate,
+                     time_base=1 / reader.rate,
                      timeline_start=Fraction(0), display_matrix=None, colour=reader.colour)
     return reader, info
 

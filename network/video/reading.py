@@ -26,7 +26,6 @@ class VideoInfo:
     height: int
     rate: Fraction  # nominal frames per second, exact (the true times are in TimedFrame)
     frame_count: int  # from the container header; 0 when the header does not say
-    start_time: Fraction  # seconds, presentation time of the first frame
     time_base: Fraction  # seconds per tick of the video timestamps
     timeline_start: Fraction  # seconds, earliest start of the video and the copied streams
     display_matrix: tuple[int, ...] | None  # 9 ints in FFmpeg's layout; None: shown as stored
@@ -79,7 +78,7 @@ def probe_video(path: Path) -> VideoInfo:
         starts = [first.time] + [Fraction(s.start_time) * s.time_base
                                  for s in reader.copied_streams if s.start_time is not None]
         return VideoInfo(width=first.image.shape[1], height=first.image.shape[0],
-                         rate=reader.rate, frame_count=stream.frames, start_time=first.time,
+                         rate=reader.rate, frame_count=stream.frames,
                          time_base=Fraction(stream.time_base), timeline_start=min(starts),
                          display_matrix=reader.display_matrix, colour=reader.colour)
 

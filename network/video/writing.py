@@ -101,8 +101,7 @@ class VideoWriter:
     next to them; the file appears at `path` only when `close` succeeds.
 
     size: (width, height) of the frames that will be written.
-    rate: nominal output frames per second; `write` without a time places frame k at
-        start_time + k / rate.
+    rate: nominal output frames per second; `write` without a time places frame k at k / rate.
     time_base: of the video timestamps (default 1 / rate); variable-rate outputs pass one
         that holds every frame time exactly. Matroska stores milliseconds: each timestamp is
         rounded there once, from its exact value.
@@ -116,7 +115,7 @@ class VideoWriter:
     """
 
     def __init__(self, path: Path, size: tuple[int, int], rate: Fraction, *,
-                 start_time: Fraction = Fraction(0), time_base: Fraction | None = None,
+                 time_base: Fraction | None = None,
                  time_offset: Fraction = Fraction(0), codec: str | None = None,
                  pix_fmt: str | None = None, colour: StreamColour | None = None,
                  crf: int = 18, preset: str = "medium",
@@ -130,7 +129,7 @@ class VideoWriter:
         if self.colour.transfer in AVCOL_TRC_HDR and format_depth(self.pix_fmt) <= 8:
             log.warning("writing HDR (PQ/HLG) video at 8 bits: expect visible banding")
         self.path, self.partial = path, partial_path(path)
-        self.rate, self.start_time = Fraction(rate), Fraction(start_time)
+        self.rate = Fraction(rate)
         self.time_base = Fraction(time_base) if time_base else 1 / self.rate
         self.time_offset = Fraction(time_offset)
         self.container = av.open(str(self.partial), "w", format=container_format)
@@ -195,9 +194,9 @@ class VideoWriter:
 
     def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
         """Encode one [H, W, 3] uint8 or uint16 RGB frame shown at `time` seconds (exact; None:
-        the next constant-rate slot, start_time + frames_written / rate). Times must increase."""
+        the next constant-rate slot, frames_written / rate). Times must increase."""
         if time is None:
-            time = self.start_time + Fraction(self.frames_written) / self.rate
+            time = Fraction(self.frames_written) / self.rate
         pts = nearest((time - self.time_offset) / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"frame time {time} s is not after the previous frame's")
