@@ -28,8 +28,8 @@ PHASES = {
 def add_finetune_arguments(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("fine-tuning")
     group.add_argument("--x4k_batch_size", type=int,
-                       help="samples per optimizer step in X4K1000FPS epochs (--batch_size is "
-                            "the Vimeo90K one)")
+                       help="samples per optimizer step in X4K1000FPS epochs, all processes "
+                            "together (--batch_size is the Vimeo90K one)")
     group.add_argument("--x4k_crop", type=int,
                        help="X4K1000FPS crop side (--crop is the Vimeo90K one)")
     group.add_argument("--perceptual_weight", type=float, help="weight of the VGG19 L1 loss")

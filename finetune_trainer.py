@@ -31,6 +31,9 @@ class FinetuneTrainer(Trainer):
             return EpochData(*self.vimeo, checkpoint_prefix="vimeo_", val_tag="val_vimeo")
         return EpochData(*self.x4k, checkpoint_prefix="x4k_", val_tag="val_snufilm")
 
+    def train_sources(self) -> tuple[DataSource, ...]:
+        return self.vimeo[0], self.x4k[0]
+
     def losses(self, out: dict, gt: Tensor) -> dict[str, Tensor]:
         terms = super().losses(out, gt)
         if self.perceptual is None or not (self.perceptual_weight or self.style_weight):

@@ -309,6 +309,15 @@ class Trainer:
         self.network_config = network or VARIANTS[config.model_type]
         self.train_source, self.val_source = train, val
         self.dist = Distributed.from_env()
+        # Checked on every process before they join: an error is the same everywhere.
+        for source in self.train_sources():
+            if source.batch_size % self.dist.world_size:
+                raise UserError(f"the {source.name} batch size {source.batch_size} (all processes "
+                                f"together) is not divisible by the {self.dist.world_size} "
+                                "processes")
+        for flag, folder in (("--model_checkpoints", config.model_checkpoints),
+                             ("--log_dir", config.log_dir)):
+            writable_folder(folder, flag)
         self.device = self.dist.setup(config.device)
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
         self.num_workers, threads = share_cores(self.device, config.num_workers, local_processes)
@@ -316,13 +325,6 @@ class Trainer:
             torch.set_num_threads(threads)
         log.info("%d DataLoader workers, %d compute threads (of %d usable cores)",
                  self.num_workers, torch.get_num_threads(), usable_cores())
-        if self.dist.is_main:
-            for flag, folder in (("--model_checkpoints", config.model_checkpoints),
-                                 ("--log_dir", config.log_dir)):
-                writable_folder(folder, flag)
-        if config.batch_size % self.dist.world_size:
-            raise UserError(f"--batch_size {config.batch_size} is not divisible by the "
-                            f"{self.dist.world_size} processes")
         seed_everything(config.seed)                       # same initial weights on every rank
         self.raw_model = self._build_model()
         # The fused kernel: the same AdamW update in one pass over each tensor (lite on one CPU
@@ -365,6 +367,10 @@ class Trainer:
     def epoch_data(self, epoch: int) -> EpochData:
         """Training and validation data of `epoch`."""
         return EpochData(self.train_source, self.val_source)
+
+    def train_sources(self) -> tuple[DataSource, ...]:
+        """Every training source that `epoch_data` hands out."""
+        return (self.train_source,)
 
     def losses(self, out: dict, gt: Tensor) -> dict[str, Tensor]:
         """Weighted loss terms of one batch; their sum is minimised. out: the network's output

@@ -143,6 +143,19 @@ def test_impossible_settings_are_one_line(data, tmp_path, capsys, script, argv,
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_x4k_batch_must_split_across_processes(data, tmp_path, capsys, monkeypatch):
+    # Under torchrun (WORLD_SIZE) each process takes batch / processes samples: 3 over 2 would
+    # silently train on 2, so it is refused before anything is read.
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert finetune.main(["--phase", "3", "--vimeo_path", str(data["vimeo"]), "--x4k_path",
+                          str(data["x4k"]), *smoke_args(tmp_path), "--batch_size", "2",
+                          "--x4k_batch_size", "3"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --x4k_batch_size 3 is not divisible by the 2 processes (it counts all of them "
+        "together)"]
+    assert not (tmp_path / "checkpoints").exists()
+
+
 def test_training_checkpoint_runs_in_the_demo(data, phase1_ckpt, tmp_path):
     frames = sorted((data["vimeo"] / "sequences").rglob("im*.png"))[:3]
     out = tmp_path / "middle.png"

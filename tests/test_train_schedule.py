@@ -93,3 +93,10 @@ def test_python_api_refuses_an_average_that_never_moves(tmp_path):
     # decay 1 would keep the initial weights for good; TrainConfig checks as the flags do.
     with pytest.raises(UserError, match=r"^--ema must be at least 0 and less than 1, got 1.0$"):
         tiny_trainer(tmp_path, ema=1.0)
+
+
+def test_python_api_refuses_a_batch_that_does_not_split(tmp_path, monkeypatch):
+    monkeypatch.setenv("WORLD_SIZE", "3")          # checked before the processes would join
+    with pytest.raises(UserError, match=r"^the vimeo batch size 2 \(all processes together\) "
+                                        r"is not divisible by the 3 processes$"):
+        tiny_trainer(tmp_path)
