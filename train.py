@@ -8,6 +8,7 @@
 """
 import argparse
 import logging
+import re
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -16,7 +17,7 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
 from network.pretrained import resolve_checkpoint
-from network.video import interruption_status, terminate_as_interrupt
+from network.video import Terminated, interruption_status, terminate_as_interrupt
 from trainer import (DataSource, Distributed, TrainConfig, Trainer, check_settings,
                      latest_checkpoint)
 
@@ -152,7 +153,9 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
             add_arguments: Callable[[argparse.ArgumentParser], None],
             run: Callable[[argparse.Namespace], None]) -> int:
     """Parse with the defaults of the chosen --phase, then `run(args)`; a UserError becomes
-    one line on stderr and exit status 1."""
+    one line on stderr and exit status 1. Under torchrun only the first process logs
+    warnings and prints that line (every process meets the same error), and a process whose
+    peers stopped (an error, Ctrl-C) exits without a traceback of its own."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--phase", type=int, choices=sorted(phases), default=min(phases),
                      help="training phase; sets the defaults below (see them with "
@@ -163,18 +166,35 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
     add_arguments(parser)
     parser.set_defaults(**phases[pre.parse_known_args(argv)[0].phase])
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO if Distributed.from_env().is_main else logging.WARNING,
+    distributed = Distributed.from_env()
+    logging.basicConfig(level=logging.INFO if distributed.is_main else logging.ERROR,
                         format="%(message)s")
     keep_freed_memory()   # no page faults for every step's activations (lite: ~1,200 per step)
     try:
         with terminate_as_interrupt():   # SIGTERM unwinds like Ctrl-C: no half-written files
             run(args)
     except UserError as error:
-        print(f"error: {one_line(error)}", file=sys.stderr)
+        if distributed.is_main:
+            print(f"error: {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
-        return interruption_status(interruption, "; --resume continues from the last checkpoint")
+        if not distributed.is_main:
+            return 143 if isinstance(interruption, Terminated) else 130
+        saved = latest_checkpoint(args.model_checkpoints) is not None
+        return interruption_status(interruption, "; --resume continues from the last checkpoint"
+                                   if saved else "; no checkpoint was written yet")
+    except RuntimeError as error:
+        if distributed.world_size == 1 or not PEER_GONE.search(str(error)):
+            raise
+        if distributed.is_main:
+            print("error: another training process stopped (its message is above)",
+                  file=sys.stderr)
+        return 1
     return 0
+
+
+# What gloo and NCCL say in a collective when another process of the run has exited.
+PEER_GONE = re.compile(r"closed by peer|reset by peer|Broken pipe|NCCL communicator was aborted")
 
 
 def one_line(error: UserError) -> str:

@@ -12,6 +12,7 @@ import math
 import os
 import random
 import re
+import warnings
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 
@@ -354,7 +355,12 @@ class Trainer:
         self.model = self.raw_model
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
-            self.model = DistributedDataParallel(self.raw_model, device_ids=ids)
+            # Gradients live in DDP's buckets (no copy per step). The depthwise convolutions'
+            # [C, 1, 3, 3] weights get gradients whose stride differs only along the size-1
+            # dimension, the same memory layout, which DDP still reports at every step.
+            warnings.filterwarnings("ignore", message="Grad strides do not match bucket view")
+            self.model = DistributedDataParallel(self.raw_model, device_ids=ids,
+                                                 gradient_as_bucket_view=True)
         if config.compile:       # the training forward only: validation stays eager
             self.model = torch.compile(self.model, dynamic=False)
         self.writer = None
@@ -540,8 +546,11 @@ class Trainer:
                       disable=not self.dist.is_main, dynamic_ncols=True) as bar:
                 for batch_index, batch in enumerate(loader, start=skip):
                     metrics = self._train_step(batch)
-                    self.epoch_metrics.add(metrics)
-                    self.window_metrics.add(metrics)
+                    # Each step counts once whatever the number of processes (a resumed run
+                    # may have another): every process adds its share of the step's means.
+                    share = 1 / self.dist.world_size
+                    for sums in (self.epoch_metrics, self.window_metrics):
+                        sums.add({name: value * share for name, value in metrics.items()}, share)
                     bar.set_postfix(loss=f"{metrics['loss']:.4f}",
                                     psnr=f"{metrics['psnr']:.2f}", refresh=False)
                     bar.update()
