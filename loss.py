@@ -7,8 +7,6 @@
 All take images [B, 3, H, W] RGB in [0, 1] and compute in float32 on the input's device.
 Nothing is stored between calls: the number of pyramid levels is an argument of each call.
 """
-import pickle
-import zipfile
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -16,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from network import UserError
+from network import CheckpointError, UserError, read_checkpoint
 
 BINOMIAL = (1.0, 4.0, 6.0, 4.0, 1.0)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -109,13 +107,10 @@ def load_vgg19_features(weights: Path | None = None) -> nn.Sequential:
     elif not Path(weights).is_file():
         raise UserError(f"VGG19 weights file not found: {weights}")
     try:
-        state = torch.load(weights, map_location="cpu", weights_only=True)
-    except (RuntimeError, EOFError, ValueError, pickle.UnpicklingError,
-            zipfile.BadZipFile) as error:
-        raise UserError(f"cannot read VGG19 weights {weights}: {type(error).__name__}") from None
-    state = state.get("state_dict", state) if isinstance(state, dict) else state
-    if not isinstance(state, dict):
-        raise UserError(f"{weights} does not hold a VGG19 state_dict")
+        state = read_checkpoint(weights)
+    except CheckpointError as error:
+        raise UserError(f"VGG19 weights: {error}") from None
+    state = state.get("state_dict", state)
     with torch.device("meta"):                      # layers only; the weights come from the file
         features = vgg19().features
     entries = {k.removeprefix("features."): v for k, v in state.items()

@@ -18,14 +18,20 @@ class CheckpointError(UserError):
     """The file is missing, unreadable, not a checkpoint, or holds another variant."""
 
 
+def is_torch_file(path: Path) -> bool:
+    """Whether `path` starts as torch.save's files do: a zip archive ("PK"), or in old
+    versions a pickle (0x80)."""
+    with path.open("rb") as file:
+        magic = file.read(2)
+    return magic == b"PK" or magic[:1] == b"\x80"
+
+
 def read_checkpoint(path: str | Path) -> dict:
     """Load a checkpoint file onto the CPU without running pickled code."""
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint not found: {path}")
-    with path.open("rb") as f:
-        magic = f.read(4)
-    if magic[:2] != b"PK" and magic[:1] != b"\x80":
+    if not is_torch_file(path):
         raise CheckpointError(f"{path} is not a PyTorch checkpoint")
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)

@@ -7,10 +7,10 @@ another cache directory.
 """
 import logging
 import os
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
+from .checkpoint import is_torch_file
 from .runtime import UserError
 from .video.paths import written_atomically
 
@@ -98,14 +98,6 @@ def _download(drive_id: str, destination: Path) -> None:
         raise UserError(reason[0] if reason else type(error).__name__) from None
     if not destination.is_file():
         raise UserError("nothing was downloaded")
-    if not _looks_like_torch_file(destination):
+    if not is_torch_file(destination):
         raise UserError("the downloaded file is not a PyTorch checkpoint "
                         "(Google Drive may be refusing the download for now)")
-
-
-def _looks_like_torch_file(path: Path) -> bool:
-    """torch.save writes a zip archive (or, in old versions, a pickle starting with 0x80)."""
-    if zipfile.is_zipfile(path):
-        return True
-    with path.open("rb") as file:
-        return file.read(1) == b"\x80"

@@ -136,6 +136,13 @@ def test_missing_vgg_weights_is_a_clear_error(tmp_path, monkeypatch):
         load_vgg19_features()
 
 
+def test_vgg_weights_that_are_no_checkpoint_are_a_clear_error(tmp_path):
+    page = tmp_path / "vgg19.pth"
+    page.write_text("<html>Google Drive - Virus scan warning</html>")   # a failed download
+    with pytest.raises(UserError, match=f"^VGG19 weights: {page} is not a PyTorch checkpoint$"):
+        load_vgg19_features(page)
+
+
 def test_perceptual_and_style(vgg_weights):
     features = load_vgg19_features(vgg_weights[0])
     loss = PerceptualStyleLoss(features)
