@@ -182,11 +182,11 @@ def _run(args: argparse.Namespace) -> None:
     _check_inputs(args, mode)
     device = select_device(args.device)
     model = load_network(resolve_checkpoint(args.ckpt), variant=args.model_type, device=device,
-                         global_motion=not args.global_off)
+                         global_motion=False if args.global_off else None)
     if args.compile:
         compile_network(model)
     log.info("ATM-VFI %s on %s (%s%s), global motion %s", model.variant, device, args.precision,
-             ", compiled" if args.compile else "", "off" if args.global_off else "on")
+             ", compiled" if args.compile else "", "on" if model.global_motion else "off")
     if mode == "frames":
         frame0, frame1 = read_image(args.frame0), read_image(args.frame1)
         write_image(args.out, interpolate(frame0, frame1, model, args.precision))

@@ -1,4 +1,5 @@
 """Reading ATM-VFI checkpoints: the authors' training dicts, bare state_dicts and DDP ones."""
+import logging
 import pickle
 import zipfile
 from pathlib import Path
@@ -9,6 +10,8 @@ from torch import Tensor
 from .config import VARIANTS
 from .model import Network
 from .runtime import UserError, select_device
+
+log = logging.getLogger(__name__)
 
 TRANSIENT_KEYS = ("attn_mask", "HW")      # per-input buffers of the authors' code, never weights
 WRAPPER_PREFIXES = ("module.", "_orig_mod.")  # DistributedDataParallel, torch.compile
@@ -114,16 +117,26 @@ def load_model_checkpoint(model: Network, path: str | Path, strict: bool = True)
 
 
 def load_network(path: str | Path, variant: str | None = None, device: str | torch.device = "cpu",
-                 global_motion: bool = True, ensemble_global_motion: bool = False) -> Network:
+                 global_motion: bool | None = None,
+                 ensemble_global_motion: bool = False) -> Network:
     """A network with the weights of `path`, in eval mode on `device` (a name goes through
     `select_device`: "auto" allowed, UserError where unavailable); the variant is detected
-    from the weights unless given (then it must match)."""
+    from the weights unless given (then it must match). global_motion None: on, unless the
+    checkpoint says it was trained without it (this project's phase 1, whose global branch is
+    untrained)."""
     if isinstance(device, str):
         device = select_device(device)
-    state_dict = read_state_dict(path)
+    checkpoint = read_checkpoint(path)
+    state_dict = _weights(checkpoint, path)
     detected = detect_variant(state_dict)
     if variant is not None and variant != detected:
         raise CheckpointError(f"{path} holds {detected} weights, not {variant}")
+    if global_motion is None:
+        meta = checkpoint.get("meta_data")
+        global_motion = not (isinstance(meta, dict) and meta.get("global_motion") is False)
+        if not global_motion:
+            log.info("%s was trained without the global-motion branch: running without it",
+                     path)
     model = Network.from_variant(detected, global_motion, ensemble_global_motion)
     _load_weights(model, state_dict, path, strict=True)
     return model.to(device).eval()

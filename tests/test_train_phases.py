@@ -162,8 +162,17 @@ def test_training_checkpoint_runs_in_the_demo(data, phase1_ckpt, tmp_path):
     assert demo_2x.main(["--frame0", str(frames[0]), "--frame1", str(frames[2]), "--out", str(out),
                          "--ckpt", str(phase1_ckpt), "--model_type", "lite",
                          "--device", "cpu"]) == 0
-    expected = interpolate(read_image(frames[0]), read_image(frames[2]), load_network(phase1_ckpt))
+    # Phase 1 never trains the global branch, and the checkpoint says so: it runs without it.
+    model = load_network(phase1_ckpt)
+    assert not model.global_motion
+    expected = interpolate(read_image(frames[0]), read_image(frames[2]), model)
     np.testing.assert_array_equal(read_image(out), expected)
+
+
+def test_checkpoints_with_a_trained_global_branch_run_it(phase2_ckpt, lite_ckpt):
+    assert load_network(phase2_ckpt).global_motion            # meta_data: global_motion True
+    assert load_network(lite_ckpt).global_motion              # authors' layout, no such meta_data
+    assert not load_network(phase2_ckpt, global_motion=False).global_motion
 
 
 @pytest.mark.parametrize("script, phase, default", [(train, "2", "448"),
