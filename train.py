@@ -260,6 +260,10 @@ def x4k_sources(args: argparse.Namespace, batch_size: int,
 def resolve_model(args: argparse.Namespace) -> None:
     """Turn --init_ckpt (a path or a release name) into an existing file, and fill in
     --model_type from the checkpoint the run starts from when it is not given."""
+    if args.init_ckpt is not None and args.resume:
+        log.warning("--resume continues from the newest checkpoint in %s; --init_ckpt %s is "
+                    "not used", args.model_checkpoints, args.init_ckpt)
+        args.init_ckpt = None
     if args.init_ckpt is not None:
         args.init_ckpt = resolve_checkpoint(args.init_ckpt)
     elif not args.resume and args.phase != 1:

@@ -67,10 +67,12 @@ def test_resumed_run_keeps_the_moving_average(vimeo, tmp_path):
 
 def test_resume_with_other_schedule_settings_says_so(vimeo, tmp_path, caplog):
     phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "1")
+    # --init_ckpt (here a file that does not exist) has no say in a resumed run
     phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--max_steps", "2", "--resume",
-           "--batch_size", "4", "--init_lr", "3e-4")
+           "--batch_size", "4", "--init_lr", "3e-4", "--init_ckpt", str(tmp_path / "absent.pt"))
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     assert any("--batch_size 2 -> 4, --init_lr 0.0002 -> 0.0003" in w for w in warnings), warnings
+    assert any("absent.pt is not used" in w for w in warnings), warnings
 
 
 def test_resume_without_a_checkpoint_is_one_clear_line(vimeo, tmp_path, capsys):
