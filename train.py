@@ -149,13 +149,11 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="write training scalars (means over the last N steps) every N steps")
 
 
-def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
-            add_arguments: Callable[[argparse.ArgumentParser], None],
-            run: Callable[[argparse.Namespace], None]) -> int:
-    """Parse with the defaults of the chosen --phase, then `run(args)`; a UserError becomes
-    one line on stderr and exit status 1. Under torchrun only the first process logs
-    warnings and prints that line (every process meets the same error), and a process whose
-    peers stopped (an error, Ctrl-C) exits without a traceback of its own."""
+def parse_phase_args(argv: list[str] | None, description: str = __doc__,
+                     phases: dict[int, dict] = PHASES,
+                     add_arguments: Callable[[argparse.ArgumentParser], None] = lambda _: None
+                     ) -> argparse.Namespace:
+    """The flags, with the defaults of the chosen --phase."""
     pre = argparse.ArgumentParser(add_help=False)
     pre.add_argument("--phase", type=int, choices=sorted(phases), default=min(phases),
                      help="training phase; sets the defaults below (see them with "
@@ -165,7 +163,17 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
     add_training_arguments(parser)
     add_arguments(parser)
     parser.set_defaults(**phases[pre.parse_known_args(argv)[0].phase])
-    args = parser.parse_args(argv)
+    return parser.parse_args(argv)
+
+
+def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
+            add_arguments: Callable[[argparse.ArgumentParser], None],
+            run: Callable[[argparse.Namespace], None]) -> int:
+    """Parse with the defaults of the chosen --phase, then `run(args)`; a UserError becomes
+    one line on stderr and exit status 1. Under torchrun only the first process logs
+    warnings and prints that line (every process meets the same error), and a process whose
+    peers stopped (an error, Ctrl-C) exits without a traceback of its own."""
+    args = parse_phase_args(argv, description, phases, add_arguments)
     distributed = Distributed.from_env()
     logging.basicConfig(level=logging.INFO if distributed.is_main else logging.ERROR,
                         format="%(message)s")
@@ -284,7 +292,7 @@ def run(args: argparse.Namespace) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run_cli(argv, __doc__, PHASES, lambda parser: None, run)
+    return run_cli(argv, __doc__, PHASES, lambda _: None, run)
 
 
 if __name__ == "__main__":

@@ -545,7 +545,7 @@ class Trainer:
             with tqdm(total=steps, initial=skip, desc=f"epoch {epoch}",
                       disable=not self.dist.is_main, dynamic_ncols=True) as bar:
                 for batch_index, batch in enumerate(loader, start=skip):
-                    metrics = self._train_step(batch)
+                    metrics = self.train_step(batch)
                     # Each step counts once whatever the number of processes (a resumed run
                     # may have another): every process adds its share of the step's means.
                     share = 1 / self.dist.world_size
@@ -566,7 +566,9 @@ class Trainer:
                         return
             skip = 0
 
-    def _train_step(self, batch: list[Tensor]) -> dict[str, float]:
+    def train_step(self, batch: list[Tensor]) -> dict[str, float]:
+        """One optimizer step on batch = [im0, gt, im1, ...] ([B, 3, H, W] each); returns the
+        step's metrics (psnr, the loss terms, loss, grad_norm, lr)."""
         im0, gt, im1 = (t.to(self.device, non_blocking=True) for t in batch[:3])  # + true flows
         lr = self.learning_rate(self.step)
         for group in self.optimizer.param_groups:

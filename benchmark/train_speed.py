@@ -6,9 +6,10 @@ own measured peak in the same precision, and peak memory, per variant and precis
     taskset -c 1 python benchmark/train_speed.py --threads 1 --json speed.json
     python benchmark/train_speed.py --variants lite --amps bf16 --profile 3
 
-A step is what `Trainer` does for phase 1 (global motion off): forward under autocast, the
-Laplacian and warping losses, backward and an AdamW update, on random frames (speed does not
-depend on the data; loading is not timed). Forward FLOPs (convolutions and matrix products) are
+A step is `Trainer.train_step` of a phase-1 run (train.py's phase-1 settings, global motion
+off): forward under autocast, the Laplacian and warping losses, backward, the gradient norm,
+the AdamW update and the step's metrics, on random frames (speed does not depend on the data;
+loading is not timed). Forward FLOPs (convolutions and matrix products) are
 counted with FlopCounterMode; forward plus backward is taken as 3x that. The peak is the best of a
 large matrix product and a 3x3 convolution in the step's precision, measured by the same process
 with the same threads. Each configuration runs in a fresh process, so its peak memory (peak RSS
@@ -18,32 +19,34 @@ profiles N more steps and prints torch.profiler's table of the operators that to
 import argparse
 import logging
 import multiprocessing as mp
+import os
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import torch
 from torch.profiler import ProfilerActivity, profile
+from torch.utils.data import TensorDataset
 from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import peak_memory_gib, synchronize
-from loss import laplacian_loss, warping_loss
-from network import (PRECISIONS, VARIANTS, Network, UserError, autocast, keep_freed_memory,
-                     select_device)
+from network import PRECISIONS, VARIANTS, Network, UserError, keep_freed_memory, select_device
 from network.runtime import cpu_has_native
-from trainer import fused_adamw, share_cores, usable_cores
+from train import parse_phase_args
+from trainer import DataSource, TrainConfig, Trainer, share_cores, usable_cores
 
 PROFILE_ROWS = 15              # operators listed by --profile
 
 
-def forward_gflop(model: Network, batch: int, crop: int) -> float:
-    """Forward GFLOP of one training batch (convolutions and matrix products)."""
-    frames = torch.rand(2, batch, 3, crop, crop)
+def forward_gflop(model: Network, frames: torch.Tensor) -> float:
+    """Forward GFLOP (convolutions and matrix products) of one training batch, frames:
+    [3, B, 3, H, W] (im0, gt, im1) on the model's device."""
     with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(frames[0], frames[1])
+        model(frames[0], frames[2])
     return counter.get_total_flops() / 1e9
 
 
@@ -64,28 +67,25 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
             queue: mp.Queue) -> None:
     """Child process: time `steps` training steps of one configuration, report via `queue`."""
     torch.manual_seed(0)
+    os.environ["OMP_NUM_THREADS"] = str(threads)     # the trainer keeps an explicit setting
     torch.set_num_threads(threads)
     keep_freed_memory()     # as train.py does
     logging.getLogger("network.runtime").setLevel(logging.ERROR)   # the header says it once
-    device = torch.device(device_name)
-    model = Network.from_variant(variant, global_motion=False)
-    gflop = forward_gflop(model, batch, crop)
-    model = model.to(device)
-    optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4, weight_decay=1e-4,
-                                  fused=fused_adamw(device))
-    scaler = torch.amp.GradScaler(device.type, enabled=precision == "fp16")
-    forward = torch.compile(model) if compile_model else model
-    frames = torch.rand(3, batch, 3, crop, crop, device=device)
+    frames = torch.rand(3, batch, 3, crop, crop)
+    with tempfile.TemporaryDirectory() as scratch:     # the run's folders; nothing is saved
+        args = parse_phase_args([
+            "--phase", "1", "--model_type", variant, "--amp", precision, "--device", device_name,
+            "--batch_size", str(batch), "--crop", str(crop), "--num_workers", "0",
+            "--model_checkpoints", f"{scratch}/checkpoints", "--log_dir", f"{scratch}/runs",
+            *(["--compile"] if compile_model else [])])
+        trainer = Trainer(TrainConfig.from_args(args),
+                          DataSource(TensorDataset(*frames), batch, "random"))
+    device = trainer.device
+    frames = frames.to(device)
+    gflop = forward_gflop(trainer.raw_model, frames)
 
     def step() -> None:
-        with autocast(device, precision):
-            out = forward(frames[0], frames[2])
-        loss = laplacian_loss(out["I_t"], frames[1]) + 0.25 * warping_loss(out["im_t_list"],
-                                                                          frames[1])
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        scaler.step(optimizer)
-        scaler.update()
+        trainer.train_step(list(frames))
 
     times = []
     for _ in range(warmup + steps):
