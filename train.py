@@ -14,6 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
+from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
 from network.pretrained import resolve_checkpoint
@@ -73,8 +74,7 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--snufilm_path", type=Path,
                        help="SNU-FILM root (eval_modes/test-<mode>.txt and the frames) for "
                             "validating X4K training; without it X4K epochs are not validated")
-    group.add_argument("--snufilm_mode", default="hard",
-                       choices=("easy", "medium", "hard", "extreme"),
+    group.add_argument("--snufilm_mode", default="hard", choices=SNUFILM_MODES,
                        help="SNU-FILM difficulty used for validation")
     group.add_argument("--crop", type=int, help="training crop side in pixels")
     group.add_argument("--batch_size", type=int,

@@ -13,12 +13,12 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-import cv2
 import numpy as np
 import torch
 from torch import Tensor
 from tqdm import tqdm
 
+from dataset.frames import read_rgb
 from network import (PRECISIONS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
 
@@ -113,14 +113,6 @@ def _positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be at least 1, got {value}")
     return value
-
-
-def read_rgb(path: Path) -> np.ndarray:
-    """8-bit image file -> RGB uint8 [H, W, 3] (alpha dropped, grey expanded)."""
-    image = cv2.imread(str(path), cv2.IMREAD_COLOR)
-    if image is None:
-        raise UserError(f"{path}: not a readable image")
-    return np.ascontiguousarray(image[..., ::-1])
 
 
 def check_files(splits: Sequence[Split], layout: str) -> None:

@@ -7,12 +7,11 @@ from pathlib import Path
 import torch
 
 from benchmark.evaluate import Protocol, Split, Triplet, benchmark_main, benchmark_parser
+from dataset.snufilm import LIST_PREFIX, MODES, read_snufilm_list
 from network import UserError
 
 PROTOCOL = Protocol(dataset="snufilm", title="SNU-FILM", global_motion=True, pad_divisor=64,
                     round_prediction=False, psnr_dtype=torch.float64)
-MODES = ("easy", "medium", "hard", "extreme")
-LIST_PREFIX = "data/SNU-FILM/test/"   # stands for the image root in the official lists
 LAYOUT = ("--path LISTS with LISTS/test-<mode>.txt, lines 'I0 GT I1' of paths starting "
           f"'{LIST_PREFIX}', which stands for --img_data_path")
 
@@ -26,28 +25,13 @@ def parse_modes(text: str) -> list[str]:
     return modes
 
 
-def _image_path(entry: str, image_root: Path) -> Path:
-    """List entry -> file: the official prefix replaced by the image root."""
-    return image_root / entry.removeprefix(LIST_PREFIX)
-
-
 def read_mode(list_file: Path, image_root: Path) -> list[Triplet]:
     """Triplets of one mode's list, in file order; named by the GT path under the image root."""
     if not list_file.is_file():
         raise UserError(f"{list_file}: file not found; expected layout: {LAYOUT}")
-    triplets = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
-        if not line.strip():
-            continue
-        entries = line.split()
-        if len(entries) != 3:
-            raise UserError(f"{list_file}:{number}: expected three paths 'I0 GT I1', got {line!r}")
-        frame0, gt, frame1 = (_image_path(entry, image_root) for entry in entries)
-        triplets.append(Triplet(name=entries[1].removeprefix(LIST_PREFIX), frame0=frame0, gt=gt,
-                                frame1=frame1))
-    if not triplets:
-        raise UserError(f"{list_file}: lists no triplets; expected layout: {LAYOUT}")
-    return triplets
+    return [Triplet(name=gt.relative_to(image_root).as_posix() if gt.is_relative_to(image_root)
+                    else str(gt), frame0=frame0, gt=gt, frame1=frame1)
+            for frame0, gt, frame1 in read_snufilm_list(list_file, image_root)]
 
 
 def build_splits(args: argparse.Namespace) -> tuple[list[Split], dict[str, object]]:

@@ -11,8 +11,8 @@ import cv2
 import numpy as np
 import torch
 
-from benchmark.evaluate import (Protocol, Split, Triplet, benchmark_main, benchmark_parser,
-                                read_rgb)
+from benchmark.evaluate import Protocol, Split, Triplet, benchmark_main, benchmark_parser
+from dataset.frames import read_rgb
 from network import UserError
 
 logger = logging.getLogger(__name__)

@@ -12,11 +12,11 @@ from .augment import Triplet
 
 
 def read_rgb(path: Path) -> np.ndarray:
-    """An 8-bit image file as an H x W x 3 uint8 RGB array (alpha dropped)."""
+    """An 8-bit image file as an H x W x 3 uint8 RGB array (alpha dropped, grey expanded)."""
     image = cv2.imread(str(path), cv2.IMREAD_COLOR)
     if image is None:
         raise UserError(f"cannot read image {path} (missing or not an image)")
-    return image[:, :, ::-1]
+    return np.ascontiguousarray(image[:, :, ::-1])
 
 
 def to_tensors(frames: Triplet) -> tuple[Tensor, Tensor, Tensor]:

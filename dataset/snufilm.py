@@ -12,6 +12,22 @@ MODES = ("easy", "medium", "hard", "extreme")
 LIST_PREFIX = "data/SNU-FILM/test/"  # written at the start of every path in the list files
 
 
+def read_snufilm_list(list_file: Path, image_root: Path) -> list[tuple[Path, Path, Path]]:
+    """(I0, GT, I1) paths of every line of a SNU-FILM list, in file order: the three paths of a
+    line with LIST_PREFIX standing for `image_root`. UserError for a malformed or empty list."""
+    triplets = []
+    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+        if not line.strip():
+            continue
+        entries = line.split()
+        if len(entries) != 3:
+            raise UserError(f"{list_file}:{number}: expected three paths 'I0 GT I1', got {line!r}")
+        triplets.append(tuple(image_root / entry.removeprefix(LIST_PREFIX) for entry in entries))
+    if not triplets:
+        raise UserError(f"SNU-FILM list {list_file} names no triplets")
+    return triplets
+
+
 class SnuFilm(Dataset):
     """SNU-FILM test triplets of one difficulty `mode`.
 
@@ -30,21 +46,9 @@ class SnuFilm(Dataset):
         candidates = [self.root / "eval_modes" / name, self.root / name]
         list_file = next((path for path in candidates if path.is_file()), candidates[0])
         require_file(list_file, f"SNU-FILM {mode} list")
-        self.triplets = []
-        for number, line in enumerate(list_file.read_text().splitlines(), 1):
-            if not line.strip():
-                continue
-            entries = line.split()
-            if len(entries) != 3:
-                raise UserError(f"{list_file} line {number}: expected three paths (I0 GT I1)")
-            self.triplets.append(tuple(self._resolve(entry) for entry in entries))
-        if not self.triplets:
-            raise UserError(f"SNU-FILM list {list_file} names no triplets")
+        self.triplets = read_snufilm_list(list_file, self.root)
         for path in self.triplets[0]:
             require_file(path, "SNU-FILM frame")
-
-    def _resolve(self, entry: str) -> Path:
-        return self.root / entry.removeprefix(LIST_PREFIX)
 
     def __len__(self) -> int:
         return len(self.triplets)

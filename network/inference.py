@@ -23,7 +23,7 @@ from torch import Tensor
 
 from .padding import InputPadder
 from .runtime import UserError, autocast
-from .scene import DEFAULT_SCENE_THRESHOLD, scene_change
+from .scene import DEFAULT_SCENE_THRESHOLD, is_scene_cut
 from .video import TimedFrame
 from .video.timeline import (MultiTimeline, OutputFrame, RateTimeline, midpoint_depth,
                              midpoint_parents)
@@ -224,7 +224,7 @@ class Interpolator:
         return self.frames([PairFrames(frame0, frame1, positions)])[0]
 
     def is_cut(self, frame0: np.ndarray, frame1: np.ndarray) -> bool:
-        return scene_change(_preview(frame0), _preview(frame1)) > self.scene_threshold
+        return is_scene_cut(_preview(frame0), _preview(frame1), self.scene_threshold)
 
     def _render(self, pending: list[tuple[int, TimedFrame, TimedFrame, list[OutputFrame]]]
                 ) -> Iterator[tuple[OutputFrame, np.ndarray, np.ndarray]]:
