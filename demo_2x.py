@@ -15,7 +15,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
-from network import (PRECISIONS, UserError, compile_network, keep_freed_memory,
+from network import (PRECISIONS, VARIANTS, UserError, compile_network, keep_freed_memory,
                      load_model_checkpoint, load_network, select_device)
 from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
                                 interpolate_folder, interpolate_video)
@@ -53,7 +53,7 @@ def build_parser() -> argparse.ArgumentParser:
     model.add_argument("--ckpt", default="base",
                        help=f"checkpoint file, or one of {', '.join(PRETRAINED)} "
                             "(downloaded once to ~/.cache/atm-vfi/)")
-    model.add_argument("--model_type", choices=["base", "lite"], default=None,
+    model.add_argument("--model_type", choices=sorted(VARIANTS), default=None,
                        help="network variant; when left out: detected from the checkpoint")
     model.add_argument("--global_off", action="store_true",
                        help="turn off the global-motion branch (local motion only)")

@@ -30,6 +30,7 @@ from dataset import ShardedSampler
 from loss import laplacian_loss, warping_loss
 from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkConfig, UserError,
                      autocast, load_model_checkpoint, select_device)
+from network.inference import PAD_DIVISOR
 from network.scratch_init import init_for_motion
 from network.video.paths import written_atomically
 
@@ -638,7 +639,7 @@ class Trainer:
         with tqdm(loader, desc=tag, leave=False, disable=not self.dist.is_main) as batches:
             for index, batch in enumerate(batches):
                 im0, gt, im1, *truth = (t.to(self.device) for t in batch)
-                padder = InputPadder(im0.shape, divisor=64)
+                padder = InputPadder(im0.shape, divisor=PAD_DIVISOR)
                 padded0, padded1, gt_padded = padder.pad(im0, im1, gt)
                 with autocast(self.device, self.config.amp):
                     out = model(padded0, padded1)

@@ -19,7 +19,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from dataset.frames import read_rgb
-from network import (PRECISIONS, InputPadder, UserError, autocast, compile_network,
+from network import (PRECISIONS, VARIANTS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
@@ -84,7 +84,7 @@ def benchmark_parser(description: str, *, swap_order_flag: bool = False) -> argp
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ckpt", type=Path, required=True,
                         help="checkpoint (authors' training dict or a bare state_dict)")
-    parser.add_argument("--model_type", choices=["base", "lite"], default=None,
+    parser.add_argument("--model_type", choices=sorted(VARIANTS), default=None,
                         help="network variant; default: detected from the checkpoint")
     parser.add_argument("--device", default="auto",
                         help="auto (cuda, then mps, then cpu), cpu, cuda, cuda:N or mps")

@@ -17,12 +17,13 @@ import time
 from pathlib import Path
 
 import torch
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.report import check_report_path, write_report
-from benchmark.timing import peak_memory_gib, synchronize, time_authors, time_calls
+from benchmark.timing import (forward_gflop, peak_memory_gib, synchronize, time_authors,
+                              time_calls)
 from network import (InputPadder, Network, UserError, autocast, compile_network,
                      keep_freed_memory, select_device)
+from network.inference import PAD_DIVISOR
 from network.runtime import cpu_has_native
 
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
@@ -61,9 +62,7 @@ def count_gflop(variant: str, global_motion: bool) -> float:
     """Forward GFLOP of one frame pair at FLOP_PROBE_SIZE (convolutions and matmuls)."""
     model = Network.from_variant(variant, global_motion=global_motion).eval()
     frames = torch.rand(2, 1, 3, *FLOP_PROBE_SIZE)
-    with torch.inference_mode(), FlopCounterMode(display=False) as counter:
-        model(frames[0], frames[1])
-    return counter.get_total_flops() / 1e9
+    return forward_gflop(model, frames[0], frames[1])
 
 
 def measure_throughput(device: torch.device, precision: str) -> dict:
@@ -107,7 +106,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     if compile_model:
         compile_network(model)
     frames = torch.rand(2, 1, 3, *size, device=device)
-    padder = InputPadder(frames.shape, divisor=64)
+    padder = InputPadder(frames.shape, divisor=PAD_DIVISOR)
     im0, im1 = padder.pad(frames[0], frames[1])
     with torch.inference_mode(), autocast(device, precision):
         latency, first_call = time_calls(lambda: padder.unpad(model(im0, im1)["I_t"]), device,
@@ -188,7 +187,7 @@ def main(argv: list[str] | None = None) -> int:
     for variant in variants:
         probe_gflop = count_gflop(variant, not args.global_off)
         for size in sizes:
-            padded = InputPadder(size, divisor=64).padded_size
+            padded = InputPadder(size, divisor=PAD_DIVISOR).padded_size
             gflop = probe_gflop * padded[0] * padded[1] / (FLOP_PROBE_SIZE[0] * FLOP_PROBE_SIZE[1])
             for precision in precisions:
                 ours = None

@@ -16,6 +16,7 @@ import warnings
 from pathlib import Path
 
 import torch
+from torch.utils.flop_counter import FlopCounterMode
 
 WARMUP_CALLS = 3               # untimed calls before the timed ones, at most ...
 WARMUP_SECONDS = 10.0          # ... and none after they have taken this long in all, unless
@@ -28,6 +29,14 @@ def synchronize(device: torch.device) -> None:
         torch.cuda.synchronize(device)
     elif device.type == "mps":
         torch.mps.synchronize()
+
+
+def forward_gflop(model: torch.nn.Module, *inputs: torch.Tensor) -> float:
+    """GFLOP of `model(*inputs)` counted by FlopCounterMode (convolutions and matrix
+    products), without gradients."""
+    with torch.no_grad(), FlopCounterMode(display=False) as counter:
+        model(*inputs)
+    return counter.get_total_flops() / 1e9
 
 
 def peak_memory_gib(device: torch.device) -> float:

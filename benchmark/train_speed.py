@@ -29,25 +29,16 @@ from pathlib import Path
 import torch
 from torch.profiler import ProfilerActivity, profile
 from torch.utils.data import TensorDataset
-from torch.utils.flop_counter import FlopCounterMode
 
 from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
-from benchmark.timing import peak_memory_gib, synchronize
-from network import PRECISIONS, VARIANTS, Network, UserError, keep_freed_memory, select_device
+from benchmark.timing import forward_gflop, peak_memory_gib, synchronize
+from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, select_device
 from network.runtime import cpu_has_native
 from train import parse_phase_args
 from trainer import DataSource, TrainConfig, Trainer, share_cores, usable_cores
 
 PROFILE_ROWS = 15              # operators listed by --profile
-
-
-def forward_gflop(model: Network, frames: torch.Tensor) -> float:
-    """Forward GFLOP (convolutions and matrix products) of one training batch, frames:
-    [3, B, 3, H, W] (im0, gt, im1) on the model's device."""
-    with torch.no_grad(), FlopCounterMode(display=False) as counter:
-        model(frames[0], frames[2])
-    return counter.get_total_flops() / 1e9
 
 
 def operator_profile(step, device: torch.device, steps: int) -> str:
@@ -82,7 +73,7 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
                           DataSource(TensorDataset(*frames), batch, "random"))
     device = trainer.device
     frames = frames.to(device)
-    gflop = forward_gflop(trainer.raw_model, frames)
+    gflop = forward_gflop(trainer.raw_model, frames[0], frames[2])
 
     def step() -> None:
         trainer.train_step(list(frames))

@@ -11,7 +11,7 @@ import pytest
 import torch
 
 import train
-from network import load_network, read_checkpoint
+from network import read_checkpoint
 from trainer import checkpoints_to_keep
 from training_data import make_vimeo, read_scalars, smoke_args
 
