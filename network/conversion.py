@@ -59,7 +59,7 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
 
 def _check_max_frames(max_frames: int | None) -> None:
     if max_frames is not None and max_frames < 2:
-        raise UserError(f"--max_frames must be at least 2, got {max_frames}")
+        raise UserError(f"max_frames must be at least 2, got {max_frames}")
 
 
 def check_video_request(src: Path, out: Path, *, fps: Fraction | None = None,

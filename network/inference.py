@@ -162,7 +162,7 @@ class Interpolator:
             choices = ", ".join(map(str, MULTIPLIERS))
             raise UserError(f"multi must be one of {choices}, got {multi}")
         if batch < 1:
-            raise UserError(f"--batch must be at least 1, got {batch}")
+            raise UserError(f"batch must be at least 1, got {batch}")
         self.model, self.multi, self.precision = model, multi, precision
         self.scene_threshold, self.batch = scene_threshold, batch
         self.device = model_device(model)

@@ -12,7 +12,7 @@ import av
 import numpy as np
 
 from ..runtime import UserError
-from .colour import StreamColour, format_depth, rgb_to_frame
+from .colour import AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, StreamColour, format_depth, rgb_to_frame
 from .paths import check_output_path, partial_path
 
 log = logging.getLogger(__name__)
@@ -163,7 +163,7 @@ class VideoWriter:
         cc = self.stream.codec_context
         cc.colorspace, cc.color_primaries = self.colour.yuv_matrix, self.colour.primaries
         cc.color_trc = self.colour.transfer
-        cc.color_range = 2 if self.colour.full_range else 1  # AVCOL_RANGE_JPEG / MPEG
+        cc.color_range = AVCOL_RANGE_JPEG if self.colour.full_range else AVCOL_RANGE_MPEG
         if display_matrix is not None:
             self.stream.set_display_matrix(display_matrix)
 

@@ -15,7 +15,8 @@ import av
 import numpy as np
 
 from ..runtime import UserError
-from .colour import StreamColour, format_depth, frame_to_rgb, rgb_to_frame
+from .colour import (AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, StreamColour, format_depth,
+                     frame_to_rgb, rgb_to_frame)
 from .reading import TimedFrame
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Y4MReader:
         cc = self.video.codec_context
         self.width, self.height = cc.width, cc.height
         self.rate = Fraction(self.video.average_rate)
-        self.colour = StreamColour(full_range=cc.color_range == 2,  # AVCOL_RANGE_JPEG
+        self.colour = StreamColour(full_range=cc.color_range == AVCOL_RANGE_JPEG,
                                    bit_depth=format_depth(cc.pix_fmt))
         self.display_matrix = None
         self.copied_streams: list[av.stream.Stream] = []
@@ -102,7 +103,8 @@ class Y4MWriter:
         self.stream = self.container.add_stream("wrapped_avframe", rate=self.rate)
         self.stream.width, self.stream.height = size
         self.stream.pix_fmt = self.pix_fmt
-        self.stream.codec_context.color_range = 2 if self.colour.full_range else 1
+        self.stream.codec_context.color_range = (AVCOL_RANGE_JPEG if self.colour.full_range
+                                                 else AVCOL_RANGE_MPEG)
         try:
             self.container.start_encoding()  # writes the header; checks the pixel format
         except av.FFmpegError:
