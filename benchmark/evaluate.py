@@ -125,8 +125,8 @@ def check_files(splits: Sequence[Split], layout: str) -> None:
                                     f"expected layout: {layout}")
 
 
-def interpolate(model: torch.nn.Module, frame0: Tensor, frame1: Tensor, protocol: Protocol,
-                options: RunOptions) -> Tensor:
+def predict_with_tta(model: torch.nn.Module, frame0: Tensor, frame1: Tensor, protocol: Protocol,
+                     options: RunOptions) -> Tensor:
     """Middle frame [B, 3, H, W] float32 from inputs [B, 3, H, W] in [0, 1], with the protocol's
     padding and the requested test-time augmentation (averaged before unpadding)."""
     padder = InputPadder(frame0.shape, divisor=protocol.pad_divisor) if protocol.pad_divisor else None
@@ -161,7 +161,7 @@ def score_triplet(model: torch.nn.Module, triplet: Triplet, transform: FrameTran
     # uint8 [H, W, 3] -> [1, 3, H, W]
     frame0, gt_8bit, frame1 = (torch.from_numpy(f).permute(2, 0, 1)[None] for f in frames)
     try:
-        pred = interpolate(model, frame0.to(device) / 255.0, frame1.to(device) / 255.0,
+        pred = predict_with_tta(model, frame0.to(device) / 255.0, frame1.to(device) / 255.0,
                            protocol, options)
     except ValueError as error:   # a frame size the network cannot take unpadded
         raise UserError(f"sample {triplet.name!r}: {error}") from None

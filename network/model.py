@@ -48,7 +48,7 @@ def motion_head(in_ch: int, hidden: int, out_ch: int) -> nn.Sequential:
                          nn.Conv2d(hidden, out_ch, 1))
 
 
-def frame_pair(motion: Tensor) -> Tensor:
+def flows_as_pair_batch(motion: Tensor) -> Tensor:
     """[B, >=4, h, w] (flow t->0 x, y, flow t->1 x, y, ...) -> [2B, 2, h, w], frame 0's first."""
     return torch.cat((motion[:, 0:2], motion[:, 2:4]))
 
@@ -186,9 +186,10 @@ class Network(nn.Module):
                 global_flow = global_motion[:, :4]
                 levels.append(self._synthesize(downsample_half(pyramid[3]), global_motion))
             flow = upsample_flow(global_flow, 2)                          # [B, 4, h, w]
-            tokens = warp_backward(tokens.permute(0, 3, 1, 2), frame_pair(flow)).permute(0, 2, 3, 1)
+            tokens = warp_backward(tokens.permute(0, 3, 1, 2),
+                                   flows_as_pair_batch(flow)).permute(0, 2, 3, 1)
             for k in (3, 2, 1, 0):
-                pyramid[k] = warp_backward(pyramid[k], frame_pair(flow))
+                pyramid[k] = warp_backward(pyramid[k], flows_as_pair_batch(flow))
                 if k:
                     flow = upsample_flow(flow, 2)
         del f1, f2, f3
@@ -197,7 +198,7 @@ class Network(nn.Module):
         local_motion = self.local_motion_mlp(head_input(motion, tokens))  # [B, 5, h, w]
         enhanced = self.feat_enhance_transformer(tokens).permute(0, 3, 1, 2)
         del tokens, motion
-        enhanced = warp_backward(enhanced, frame_pair(local_motion))     # [2B, C, h, w]
+        enhanced = warp_backward(enhanced, flows_as_pair_batch(local_motion))     # [2B, C, h, w]
         z = torch.cat((rearrange(enhanced, "(f b) c h w -> b (f c) h w", f=2), local_motion), 1)
         del enhanced
         levels.append(self._synthesize(pyramid[3], local_motion))
@@ -206,7 +207,7 @@ class Network(nn.Module):
         for stage, k in zip(self.upsample_pyramid[:2], (2, 1)):
             # Each output row depends on input rows within one row: (PReLU,) deconv, 2 convs.
             z = map_row_bands(stage, [z], scale=2, halo=1)               # [B, F_k + 5, H/2^k, .]
-            features, motion = split_channels(z, self._features_and_motion(z))
+            features, motion = split_channels(z, self._feature_and_motion_channels(z))
             skips.append(features)
             levels.append(self._synthesize(pyramid[k], motion))
         features, motion, *level = self._finest_level(z, pyramid[0], im0, im1)
@@ -259,13 +260,13 @@ class Network(nn.Module):
                 _, f2, f3 = self.feat_extracts(scaled)
             flow = self._estimate_global_motion(f2, f3)[:, :4]
             full = upsample_flow(flow, height // flow.shape[2])
-            warped0, warped1 = warp_backward(frames, frame_pair(full)).chunk(2)
+            warped0, warped1 = warp_backward(frames, flows_as_pair_batch(full)).chunk(2)
             losses.append((warped0 - warped1).abs().mean(dim=(1, 2, 3)))
             candidates.append(upsample_flow(flow, 2 ** level) if level else flow)
         choice = torch.stack(losses).argmin(dim=0)                       # first minimum wins
         return torch.stack(candidates)[choice, torch.arange(batch, device=frames.device)]
 
-    def _features_and_motion(self, z: Tensor) -> tuple[int, int]:
+    def _feature_and_motion_channels(self, z: Tensor) -> tuple[int, int]:
         """Channel counts of a decoder output z [B, F_k + 5, h, w]: its features, its motion."""
         return z.shape[1] - self.config.motion_out_dim, self.config.motion_out_dim
 
@@ -274,7 +275,7 @@ class Network(nn.Module):
         """frames: [2B, 3, H, W] (frame 0's first); motion: [B, 5, h, W] for rows top .. top+h-1
         (all rows by default) -> (frame 0 warped, frame 1 warped, blend, blend weight of frame
         0), each [B, C, h, W]."""
-        warped0, warped1 = warp_backward(frames, frame_pair(motion), top).chunk(2)
+        warped0, warped1 = warp_backward(frames, flows_as_pair_batch(motion), top).chunk(2)
         mask = torch.sigmoid(motion[:, 4:5])
         return warped0, warped1, mask * warped0 + (1 - mask) * warped1, mask
 
@@ -293,7 +294,7 @@ class Network(nn.Module):
         def band(rows: slice, z: Tensor) -> tuple[Tensor, ...]:
             full = slice(2 * rows.start, 2 * rows.stop)
             z = stage(z)                                                 # [B, F_0 + 5, h, W]
-            _, motion = split_channels(z, self._features_and_motion(z))
+            _, motion = split_channels(z, self._feature_and_motion_channels(z))
             level = self._synthesize(frames, motion, full.start)
             warped0, warped1, blend, _ = level
             # In z's dtype (under autocast, half precision, rather than z cast to float32) and
