@@ -50,7 +50,7 @@ class Protocol:
 
 
 @dataclass(frozen=True)
-class Triplet:
+class TripletPaths:
     """One sample: the two input frames and the true middle frame."""
 
     name: str        # reported per-sample name
@@ -64,7 +64,7 @@ class Split:
     """Triplets scored and averaged together (a SNU-FILM mode, a Xiph resolution, ...)."""
 
     name: str
-    triplets: list[Triplet]
+    triplets: list[TripletPaths]
     transform: FrameTransform | None = None   # applied to every uint8 frame [H, W, 3] after reading
 
 
@@ -149,7 +149,7 @@ def predict_with_tta(model: torch.nn.Module, frame0: Tensor, frame1: Tensor, pro
     return padder.unpad(pred) if padder is not None else pred
 
 
-def score_triplet(model: torch.nn.Module, triplet: Triplet, transform: FrameTransform | None,
+def score_triplet(model: torch.nn.Module, triplet: TripletPaths, transform: FrameTransform | None,
                   protocol: Protocol, options: RunOptions, device: torch.device) -> tuple[float, float]:
     """(PSNR in dB, SSIM) of the model's middle frame against the ground truth."""
     frames = [read_rgb(path) for path in (triplet.frame0, triplet.gt, triplet.frame1)]

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.evaluate import Protocol, Split, Triplet, benchmark_main, benchmark_parser
+from benchmark.evaluate import Protocol, Split, TripletPaths, benchmark_main, benchmark_parser
 from dataset.snufilm import LIST_PREFIX, MODES, read_snufilm_list
 from network import UserError
 
@@ -25,11 +25,11 @@ def parse_modes(text: str) -> list[str]:
     return modes
 
 
-def read_mode(list_file: Path, image_root: Path) -> list[Triplet]:
+def read_mode(list_file: Path, image_root: Path) -> list[TripletPaths]:
     """Triplets of one mode's list, in file order; named by the GT path under the image root."""
     if not list_file.is_file():
         raise UserError(f"{list_file}: file not found; expected layout: {LAYOUT}")
-    return [Triplet(name=gt.relative_to(image_root).as_posix() if gt.is_relative_to(image_root)
+    return [TripletPaths(name=gt.relative_to(image_root).as_posix() if gt.is_relative_to(image_root)
                     else str(gt), frame0=frame0, gt=gt, frame1=frame1)
             for frame0, gt, frame1 in read_snufilm_list(list_file, image_root)]
 

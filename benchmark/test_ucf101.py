@@ -6,7 +6,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.evaluate import Protocol, Split, Triplet, benchmark_main, benchmark_parser
+from benchmark.evaluate import Protocol, Split, TripletPaths, benchmark_main, benchmark_parser
 from network import UserError
 
 PROTOCOL = Protocol(dataset="ucf101", title="UCF101", global_motion=False, pad_divisor=None,
@@ -26,8 +26,9 @@ def build_splits(args: argparse.Namespace) -> tuple[list[Split], dict[str, objec
     folders = sorted((entry for entry in root.iterdir() if entry.is_dir()), key=_folder_order)
     if not folders:
         raise UserError(f"{root}: holds no triplet folders; expected layout: {LAYOUT}")
-    triplets = [Triplet(name=folder.name, frame0=folder / "frame_00.png", gt=folder / "frame_01_gt.png",
-                        frame1=folder / "frame_02.png") for folder in folders]
+    triplets = [TripletPaths(name=folder.name, frame0=folder / "frame_00.png",
+                             gt=folder / "frame_01_gt.png", frame1=folder / "frame_02.png")
+                for folder in folders]
     return [Split("all", triplets)], {"path": str(root)}
 
 

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import torch
 
-from benchmark.evaluate import Protocol, Split, Triplet, benchmark_main, benchmark_parser
+from benchmark.evaluate import Protocol, Split, TripletPaths, benchmark_main, benchmark_parser
 from network import UserError
 
 PROTOCOL = Protocol(dataset="vimeo90k", title="Vimeo90K", global_motion=False, pad_divisor=None,
@@ -23,7 +23,7 @@ def build_splits(args: argparse.Namespace) -> tuple[list[Split], dict[str, objec
     entries = [entry for entry in entries if len(entry) > 1]   # the official list ends with blank lines
     if not entries:
         raise UserError(f"{test_list}: lists no triplets; expected layout: {LAYOUT}")
-    triplets = [Triplet(name=entry, frame0=root / "sequences" / entry / "im1.png",
+    triplets = [TripletPaths(name=entry, frame0=root / "sequences" / entry / "im1.png",
                         gt=root / "sequences" / entry / "im2.png",
                         frame1=root / "sequences" / entry / "im3.png") for entry in entries]
     return [Split("all", triplets)], {"path": str(root)}

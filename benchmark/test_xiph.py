@@ -11,7 +11,7 @@ import cv2
 import numpy as np
 import torch
 
-from benchmark.evaluate import Protocol, Split, Triplet, benchmark_main, benchmark_parser
+from benchmark.evaluate import Protocol, Split, TripletPaths, benchmark_main, benchmark_parser
 from dataset.frames import read_rgb
 from network import UserError
 
@@ -51,7 +51,7 @@ def parse_resolutions(text: str) -> list[str]:
     return names
 
 
-def clip_triplets(root: Path) -> list[Triplet]:
+def clip_triplets(root: Path) -> list[TripletPaths]:
     """The 49 triplets of each clip, clips in the official order, named '<clip>/<GT frame>'."""
     if not root.is_dir():
         raise UserError(f"{root}: folder not found; expected layout: {LAYOUT}")
@@ -60,7 +60,7 @@ def clip_triplets(root: Path) -> list[Triplet]:
         folder = root / clip
         if not folder.is_dir():
             raise UserError(f"{folder}: clip folder not found; expected layout: {LAYOUT}")
-        triplets += [Triplet(name=f"{clip}/{k:03d}", frame0=folder / f"{k - 1:03d}.png",
+        triplets += [TripletPaths(name=f"{clip}/{k:03d}", frame0=folder / f"{k - 1:03d}.png",
                              gt=folder / f"{k:03d}.png", frame1=folder / f"{k + 1:03d}.png")
                      for k in GT_FRAMES]
     return triplets
