@@ -29,8 +29,9 @@ def read_mode(list_file: Path, image_root: Path) -> list[TripletPaths]:
     """Triplets of one mode's list, in file order; named by the GT path under the image root."""
     if not list_file.is_file():
         raise UserError(f"{list_file}: file not found; expected layout: {LAYOUT}")
-    return [TripletPaths(name=gt.relative_to(image_root).as_posix() if gt.is_relative_to(image_root)
-                    else str(gt), frame0=frame0, gt=gt, frame1=frame1)
+    return [TripletPaths(name=gt.relative_to(image_root).as_posix()
+                         if gt.is_relative_to(image_root) else str(gt),
+                         frame0=frame0, gt=gt, frame1=frame1)
             for frame0, gt, frame1 in read_snufilm_list(list_file, image_root)]
 
 

@@ -24,8 +24,8 @@ def build_splits(args: argparse.Namespace) -> tuple[list[Split], dict[str, objec
     if not entries:
         raise UserError(f"{test_list}: lists no triplets; expected layout: {LAYOUT}")
     triplets = [TripletPaths(name=entry, frame0=root / "sequences" / entry / "im1.png",
-                        gt=root / "sequences" / entry / "im2.png",
-                        frame1=root / "sequences" / entry / "im3.png") for entry in entries]
+                             gt=root / "sequences" / entry / "im2.png",
+                             frame1=root / "sequences" / entry / "im3.png") for entry in entries]
     return [Split("all", triplets)], {"path": str(root)}
 
 

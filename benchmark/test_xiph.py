@@ -61,7 +61,7 @@ def clip_triplets(root: Path) -> list[TripletPaths]:
         if not folder.is_dir():
             raise UserError(f"{folder}: clip folder not found; expected layout: {LAYOUT}")
         triplets += [TripletPaths(name=f"{clip}/{k:03d}", frame0=folder / f"{k - 1:03d}.png",
-                             gt=folder / f"{k:03d}.png", frame1=folder / f"{k + 1:03d}.png")
+                                  gt=folder / f"{k:03d}.png", frame1=folder / f"{k + 1:03d}.png")
                      for k in GT_FRAMES]
     return triplets
 
