@@ -11,8 +11,8 @@ from pathlib import Path
 
 from finetune_trainer import FinetuneTrainer
 from loss import PerceptualStyleLoss, load_vgg19_features
+from network.training import TrainConfig, check_settings
 from train import check_batching, resolve_model, run_cli, vimeo_sources, x4k_sources
-from trainer import TrainConfig, check_settings
 
 SHARED = dict(global_motion=True, freeze="none", load_optimizer=True, batch_size=16,
               x4k_batch_size=5, crop=256, x4k_crop=448, epochs=300, init_lr=4e-5,

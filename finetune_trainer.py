@@ -8,7 +8,8 @@
 from torch import Tensor
 
 from loss import PerceptualStyleLoss
-from trainer import DataSource, EpochData, TrainConfig, Trainer
+from network.training import TrainConfig
+from trainer import DataSource, EpochData, Trainer
 
 
 class FinetuneTrainer(Trainer):

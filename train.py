@@ -18,9 +18,9 @@ from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
 from network.pretrained import resolve_checkpoint
+from network.training import Distributed, TrainConfig, check_settings, latest_checkpoint
 from network.video import Terminated, interruption_status, terminate_as_interrupt
-from trainer import (DataSource, Distributed, TrainConfig, Trainer, check_settings,
-                     latest_checkpoint)
+from trainer import DataSource, Trainer
 
 log = logging.getLogger(__name__)
 

@@ -3,108 +3,39 @@
 `Trainer` owns the optimizer (AdamW), the learning-rate curve (cosine with linear warmup, one
 value per optimizer step), mixed precision, validation, TensorBoard logging, checkpoints and
 resumption, single-process or under torchrun (DDP). Subclasses change only where batches come
-from (`epoch_data`) and what is minimised (`losses`); see finetune_trainer.py.
+from (`epoch_data`) and what is minimised (`losses`); see finetune_trainer.py. The settings
+(`TrainConfig`), the curve, checkpoint files, processes and cores, and validation's metrics and
+pictures live in `network.training`.
 """
-import argparse
 import copy
 import logging
 import math
 import os
-import random
-import re
 import warnings
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.tensorboard import SummaryWriter
-from torchvision.utils import flow_to_image, make_grid
 from tqdm import tqdm
 
 from dataset import ShardedSampler
 from loss import laplacian_loss, warping_loss
 from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkConfig, UserError,
-                     autocast, load_model_checkpoint, select_device)
+                     autocast, load_model_checkpoint)
 from network.inference import PAD_DIVISOR
 from network.scratch_init import init_for_motion
-from network.video.paths import written_atomically
+from network.training import (Distributed, MetricSums, TrainConfig, batch_psnr,
+                              checkpoints_to_keep, end_point_error, latest_checkpoint,
+                              learning_rate, rng_state, save_atomic, seed_everything,
+                              set_rng_state, share_cores, usable_cores, validation_images,
+                              writable_folder)
 
 log = logging.getLogger(__name__)
-
-CHECKPOINT_NAME = re.compile(r"epoch_(\d+)_step_(\d+)")
-
-# The numeric settings' allowed values: name -> (test, wording). None (num_workers: chosen
-# for the machine) is always allowed.
-SETTING_LIMITS = {
-    **{name: (lambda v: v >= 1, "at least 1")
-       for name in ("epochs", "batch_size", "lap_levels", "log_every")},
-    **{name: (lambda v: v >= 0, "at least 0")
-       for name in ("last_lr", "warmup", "weight_decay", "lap_weight", "warp_weight",
-                    "max_steps", "val_every", "val_samples", "num_workers", "lr_hold",
-                    "clip_grad", "keep_checkpoints", "perceptual_weight", "style_weight")},
-    "init_lr": (lambda v: v > 0, "more than 0"),
-    "ema": (lambda v: 0 <= v < 1, "at least 0 and less than 1"),
-}
-
-
-def check_settings(settings: object) -> None:
-    """UserError naming the flag of the first numeric setting out of its range (SETTING_LIMITS);
-    settings: a TrainConfig or the command line's argparse.Namespace."""
-    for name, (allowed, wording) in SETTING_LIMITS.items():
-        value = getattr(settings, name, None)
-        if value is not None and not allowed(value):
-            raise UserError(f"--{name} must be {wording}, got {value}")
-
-
-@dataclass
-class TrainConfig:
-    """Everything the loop needs; the command-line flags of the same names set it."""
-
-    phase: int                 # 1-4, recorded in checkpoints; resuming checks it
-    model_type: str            # "base" | "lite"
-    global_motion: bool        # run the 1/16 global-motion branch
-    freeze: str                # branch kept fixed: "none" | "local" | "global"
-    init_ckpt: Path | None     # weights (and optionally AdamW state) to start from
-    load_optimizer: bool       # take the AdamW state of init_ckpt as well
-    epochs: int
-    batch_size: int            # samples per optimizer step, all processes together
-    init_lr: float             # cosine start
-    last_lr: float             # cosine end
-    warmup: int                # optimizer steps of linear warmup
-    weight_decay: float
-    lap_weight: float          # weight of the Laplacian loss of the prediction
-    lap_levels: int            # its pyramid levels
-    warp_weight: float         # weight of the multi-scale warping loss
-    amp: str                   # "fp32" | "bf16" | "fp16"
-    scratch_init: str          # fresh network: "network" | "motion" | "attention"
-    max_steps: int             # stop after this many optimizer steps in all (0: no limit)
-    val_every: int             # validate and save every N steps too (0: at epoch ends only)
-    val_samples: int           # validate on the first N samples only (0: all)
-    log_every: int             # TensorBoard training scalars every N steps (window means)
-    num_workers: int | None    # DataLoader workers per process (None: chosen by share_cores)
-    seed: int
-    device: str
-    model_checkpoints: Path    # checkpoint folder
-    log_dir: Path              # TensorBoard folder
-    resume: bool               # continue from the newest checkpoint in model_checkpoints
-    compile: bool = False      # run the training forward through torch.compile
-    lr_hold: int = 0           # optimizer steps at init_lr after the warmup, before the cosine
-    clip_grad: float = 0.0     # largest total gradient norm (0: no clipping)
-    ema: float = 0.0           # decay of the weights' moving average, validated and saved (0: none)
-    keep_checkpoints: int = 0  # keep this run's newest N checkpoints and its best (0: all)
-
-    def __post_init__(self):
-        check_settings(self)
-
-    @classmethod
-    def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
-        return cls(**{f.name: getattr(args, f.name) for f in fields(cls)})
-
 
 @dataclass
 class DataSource:
@@ -126,177 +57,9 @@ class EpochData:
     val_tag: str = "val"         # TensorBoard section of this epoch's validation
 
 
-@dataclass(frozen=True)
-class Distributed:
-    """This process's place in a torchrun launch (one process when WORLD_SIZE is unset)."""
-
-    rank: int = 0
-    local_rank: int = 0
-    world_size: int = 1
-
-    @classmethod
-    def from_env(cls) -> "Distributed":
-        return cls(int(os.environ.get("RANK", 0)), int(os.environ.get("LOCAL_RANK", 0)),
-                   int(os.environ.get("WORLD_SIZE", 1)))
-
-    @property
-    def is_main(self) -> bool:
-        return self.rank == 0
-
-    def setup(self, device_name: str) -> torch.device:
-        """The device of this process; joins the process group (nccl on CUDA, gloo on CPU)."""
-        device = select_device(device_name)
-        if self.world_size == 1:
-            return device
-        if device.type == "cuda":
-            device = torch.device("cuda", self.local_rank)
-            torch.cuda.set_device(device)
-        elif device.type != "cpu":
-            raise UserError(f"multi-process training runs on cuda or cpu, not {device.type}")
-        if not dist.is_initialized():
-            dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
-        return device
-
-    def gather(self, value: object) -> list:
-        """`value` of every process, in rank order."""
-        if self.world_size == 1:
-            return [value]
-        values = [None] * self.world_size
-        dist.all_gather_object(values, value)
-        return values
-
-
-@dataclass
-class MetricSums:
-    """Running sums of named values and how many items they cover."""
-
-    sums: dict[str, float] = field(default_factory=dict)
-    count: float = 0
-
-    def add(self, values: dict[str, float], count: float = 1) -> None:
-        for name, value in values.items():
-            self.sums[name] = self.sums.get(name, 0.0) + value
-        self.count += count
-
-    def merged(self, distributed: Distributed) -> "MetricSums":
-        """The sums of every process together."""
-        total = MetricSums()
-        for part in distributed.gather(self):
-            total.add(part.sums, part.count)
-        return total
-
-    def means(self, distributed: Distributed) -> dict[str, float]:
-        """Means over the items of every process."""
-        total = self.merged(distributed)
-        return {name: value / max(total.count, 1) for name, value in total.sums.items()}
-
-
 def fused_adamw(device: torch.device) -> bool | None:
     """True where PyTorch has a fused AdamW kernel for `device` (CPU, CUDA); None: its default."""
     return True if device.type in ("cpu", "cuda") else None
-
-
-def usable_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, e.g. under taskset)."""
-    if hasattr(os, "sched_getaffinity"):
-        return len(os.sched_getaffinity(0))
-    return os.cpu_count() or 1
-
-
-def share_cores(device: torch.device, num_workers: int | None,
-                processes: int = 1) -> tuple[int, int]:
-    """(DataLoader workers, intra-op threads) of one of `processes` training processes on this
-    machine, such that workers + threads never exceed its share of the usable cores.
-
-    num_workers None chooses: on CUDA min(8, share - 1) workers (the GPU computes, the CPU
-    decodes); on CPU share // 4 (decoding is light next to the network: none on 2 or 3 cores).
-    The threads take the rest of the share, at least one. Workers compute with one thread each
-    (PyTorch's default in workers).
-    """
-    share = max(1, usable_cores() // max(processes, 1))
-    if num_workers is None:
-        num_workers = min(8, share - 1) if device.type == "cuda" else share // 4
-    return num_workers, max(1, share - num_workers)
-
-
-def checkpoints_to_keep(saved: list[tuple[str, float]], newest: int) -> set[int]:
-    """Indices, in saving order, of the checkpoints --keep_checkpoints keeps: the last `newest`
-    and, per validation set, the one of highest PSNR (the earliest of equals).
-    saved: (validation set, its PSNR; -inf: not validated) per checkpoint."""
-    kept = set(range(max(0, len(saved) - newest), len(saved)))
-    best: dict[str, int] = {}
-    for i, (val_set, psnr) in enumerate(saved):
-        if psnr > -math.inf and (val_set not in best or psnr > saved[best[val_set]][1]):
-            best[val_set] = i
-    return kept | set(best.values())
-
-
-def learning_rate(step: int, init_lr: float, last_lr: float, total_steps: int,
-                  warmup: int, hold: int = 0) -> float:
-    """lr of optimizer step `step` (0-based): init_lr for the first `hold` steps, then cosine
-    from init_lr to last_lr over the remaining total_steps - hold (held at last_lr after), times
-    the linear warmup factor min(1, (step + 1) / warmup). hold 0 is the authors' curve."""
-    hold = min(hold, total_steps)
-    progress = min(max(step - hold, 0), total_steps - hold) / max(total_steps - hold, 1)
-    cosine = last_lr + (init_lr - last_lr) * (1 + math.cos(math.pi * progress)) / 2
-    return cosine * min(1.0, (step + 1) / max(warmup, 1))
-
-
-def batch_psnr(pred: Tensor, target: Tensor) -> Tensor:
-    """[B, 3, H, W] each, in [0, 1] -> [B] PSNR in dB, float32."""
-    mse = (pred.float() - target.float()).square().mean(dim=(1, 2, 3))
-    return -10 * torch.log10(mse.clamp_min(1e-10))
-
-
-def save_atomic(checkpoint: dict, path: Path) -> None:
-    """torch.save to a partial file renamed when complete: a crash, Ctrl-C, SIGTERM (see
-    train.py) or a full disk never leaves half a checkpoint."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with written_atomically(path) as partial:
-        torch.save(checkpoint, partial)
-
-
-def writable_folder(folder: Path, flag: str) -> None:
-    """Create `folder` if needed; UserError (naming `flag`) unless files can be written in it,
-    so that a bad path fails at the start, not at the first checkpoint."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{flag} {folder}: cannot create it ({error.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {folder}: no permission to write in it")
-
-
-def latest_checkpoint(folder: Path) -> Path | None:
-    """The checkpoint of the highest step among `*epoch_<e>_step_<s>*.pt` in `folder`."""
-    found = [(int(match[2]), path) for path in Path(folder).glob("*.pt")
-             if (match := CHECKPOINT_NAME.search(path.name))]
-    return max(found)[1] if found else None
-
-
-def rng_state() -> dict:
-    """Python, NumPy, torch (and CUDA) generator states, storable with weights_only."""
-    _, keys, position, has_gauss, gauss = np.random.get_state()
-    return {"python": random.getstate(), "torch": torch.get_rng_state(),
-            "numpy": [torch.from_numpy(keys.astype(np.int64)), position, has_gauss, gauss],
-            "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []}
-
-
-def set_rng_state(state: dict) -> None:
-    version, internal, gauss = state["python"]
-    random.setstate((version, tuple(internal), gauss))
-    keys, position, has_gauss, gauss_value = state["numpy"]
-    np.random.set_state(("MT19937", keys.numpy().astype(np.uint32), position, has_gauss,
-                         gauss_value))
-    torch.set_rng_state(state["torch"])
-    if state["cuda"] and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(state["cuda"])
-
-
-def seed_everything(seed: int) -> None:
-    random.seed(seed)
-    np.random.seed(seed % 2**32)
-    torch.manual_seed(seed)
 
 
 class Trainer:
@@ -735,34 +498,3 @@ class Trainer:
         return checkpoint
 
 
-def end_point_error(flow: Tensor, true: Tensor, valid: Tensor) -> Tensor:
-    """Mean Euclidean distance between `flow` and `true` ([B, 2, H, W], pixels) over the pixels
-    where `valid` [B, 1, H, W] is 1 -> [B] pixels (0 for a sample with no valid pixel)."""
-    distance = (flow.float() - true.float()).norm(dim=1)                 # [B, H, W]
-    weight = valid[:, 0].float()
-    return (distance * weight).sum(dim=(1, 2)) / weight.sum(dim=(1, 2)).clamp_min(1)
-
-
-def validation_images(im0: Tensor, im1: Tensor, pred: Tensor, gt: Tensor, flows: list[Tensor],
-                      mask: Tensor, true_flow: Tensor | None = None,
-                      max_samples: int = 4) -> dict[str, Tensor]:
-    """TensorBoard pictures of the first `max_samples` samples, one row each ([3, H', W'] in
-    [0, 1]):
-
-    images: frame 0 | prediction | ground truth | frame 1;
-    flows: flow t->0 | flow t->1 | blend weight of frame 0 (occ_mask1, white: frame 0 only)
-        [| true flow t->0 | true flow t->1], flows colour-coded on one common scale.
-
-    im0, im1, pred, gt: [B, 3, H, W] in [0, 1]; flows: two [B, 2, H, W] (t->0, t->1), pixels;
-    mask: [B, 1, H, W] in [0, 1]; true_flow: [B, 4, H, W] or None.
-    """
-    n = min(max_samples, im0.shape[0])
-    frames = torch.stack([t[:n].float().cpu() for t in (im0, pred, gt, im1)], dim=1)
-    vectors = [f[:n].float().cpu() for f in flows]
-    if true_flow is not None:
-        vectors += list(true_flow[:n].float().cpu().split(2, dim=1))
-    coloured = flow_to_image(torch.cat(vectors)).float().div(255).split(n)   # one scale
-    tiles = [*coloured[:2], mask[:n].float().cpu().expand(-1, 3, -1, -1), *coloured[2:]]
-    motion = torch.stack(tiles, dim=1)                                     # [n, k, 3, H, W]
-    return {name: make_grid(grid.flatten(0, 1).clamp(0, 1), nrow=grid.shape[1], padding=2)
-            for name, grid in (("images", frames), ("flows", motion))}

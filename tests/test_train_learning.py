@@ -10,7 +10,8 @@ import torch.nn.functional as F
 from dataset import KnownMotionTriplet, write_known_motion
 from network import LITE, Network
 from network.scratch_init import init_for_motion
-from trainer import DataSource, TrainConfig, Trainer
+from network.training import TrainConfig
+from trainer import DataSource, Trainer
 from training_data import TINY, read_scalars
 
 STEPS = 120

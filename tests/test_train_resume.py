@@ -12,7 +12,7 @@ import torch
 
 import train
 from network import read_checkpoint
-from trainer import checkpoints_to_keep
+from network.training import checkpoints_to_keep
 from training_data import make_vimeo, read_scalars, smoke_args
 
 ROOT = Path(__file__).resolve().parents[1]

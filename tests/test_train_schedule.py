@@ -10,7 +10,8 @@ import torch
 import train
 from dataset import VimeoTriplet
 from network import UserError, read_checkpoint
-from trainer import DataSource, TrainConfig, Trainer, learning_rate
+from network.training import TrainConfig, learning_rate
+from trainer import DataSource, Trainer
 from training_data import TINY, make_vimeo, read_scalars, smoke_args
 
 

@@ -5,10 +5,10 @@ import pytest
 import torch
 
 import train
-import trainer
 from dataset import write_known_motion
 from network import load_network
-from trainer import end_point_error, share_cores, usable_cores
+from network.training import cores as core_sharing
+from network.training import end_point_error, share_cores, usable_cores
 from training_data import smoke_args
 from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -50,7 +50,7 @@ def test_cores_are_never_oversubscribed():
 ])
 def test_core_shares_worked_out_by_hand(monkeypatch, cores, device, requested, processes,
                                        expected):
-    monkeypatch.setattr(trainer, "usable_cores", lambda: cores)
+    monkeypatch.setattr(core_sharing, "usable_cores", lambda: cores)
     assert share_cores(torch.device(device), requested, processes) == expected
 
 
