@@ -14,6 +14,7 @@ import multiprocessing as mp
 import platform
 import sys
 import time
+from collections.abc import Iterable
 from pathlib import Path
 
 import torch
@@ -21,8 +22,8 @@ import torch
 from benchmark.report import check_report_path, write_report
 from benchmark.timing import (forward_gflop, peak_memory_gib, synchronize, time_authors,
                               time_calls)
-from network import (InputPadder, Network, UserError, autocast, compile_network,
-                     keep_freed_memory, select_device)
+from network import (PRECISIONS, VARIANTS, InputPadder, Network, UserError, autocast,
+                     compile_network, keep_freed_memory, select_device)
 from network.inference import PAD_DIVISOR
 from network.runtime import cpu_has_native
 
@@ -72,7 +73,7 @@ def measure_throughput(device: torch.device, precision: str) -> dict:
     output (32 MiB, glibc's largest mmap threshold) is faulted in again on every call and the
     measured peak drops by up to half."""
     keep_freed_memory()
-    dtype = {"fp32": torch.float32, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    dtype = PRECISIONS[precision] or torch.float32
     results = {}
     a = torch.randn(2048, 2048, device=device, dtype=dtype)
     x = torch.randn(1, 128, 256, 256, device=device, dtype=dtype).to(memory_format=torch.channels_last)
@@ -117,7 +118,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
     queue.put(report)
 
 
-def main(argv: list[str] | None = None) -> int:
+def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
                                      formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--variants", default="base,lite", help="comma-separated: base, lite")
@@ -126,7 +127,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--precisions", default="fp32,bf16",
                         help="comma-separated: fp32, bf16, fp16 (autocast)")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
-    parser.add_argument("--global_off", action="store_true", help="run without the global motion branch")
+    parser.add_argument("--global_off", action="store_true",
+                        help="run without the global motion branch")
     parser.add_argument("--repeats", type=int, default=2,
                         help="timed runs per configuration, after untimed warm-up runs (three, "
                              "fewer once they have taken 10 s, unless on a CPU the last one "
@@ -140,18 +142,52 @@ def main(argv: list[str] | None = None) -> int:
                         help="a checkout of the authors' repository (Gancheekim/ATM-VFI): time "
                              "their network too, each configuration side by side with ours, and "
                              "print the speed-up")
-    args = parser.parse_args(argv)
+    return parser
+
+
+def listed(text: str, known: Iterable[str], what: str) -> list[str]:
+    """A comma-separated list of names, each one of `known`; UserError naming the first other."""
+    names = text.split(",")
+    for name in names:
+        if name not in known:
+            raise UserError(f"unknown {what} {name!r}; choose from {', '.join(known)}")
+    return names
+
+
+def time_ours(variant: str, size: tuple[int, int], precision: str, device: torch.device,
+              args: argparse.Namespace) -> dict:
+    """Latency and peak memory of our network in a fresh process (or {"error": why})."""
+    context = mp.get_context("spawn")
+    queue = context.Queue()
+    child = context.Process(target=run_one, args=(variant, size, precision, str(device),
+                                                  not args.global_off, args.repeats,
+                                                  args.compile, queue))
+    child.start()
+    child.join()
+    report = queue.get() if not queue.empty() else {}
+    if child.exitcode != 0:
+        report["error"] = f"exit code {child.exitcode}; out of memory?"
+    return report
+
+
+def table_line(label: str, row: dict) -> str:
+    size = row["size"]
+    line = (f"{label:7} {size[0]:>4}x{size[1]:<5} {row['precision']:>5} "
+            f"{row['latency_s']:10.3f} {row['frames_per_s']:9.2f} "
+            f"{row['peak_memory_gib']:9.2f} {row['gflop']:8.1f} "
+            f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}")
+    if "first_call_s" in row:
+        line += f"   first call (compiling) {row['first_call_s']:.1f} s"
+    return line
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     try:
         device = select_device(args.device)
-        variants = args.variants.split(",")
-        for variant in variants:
-            if variant not in ("base", "lite"):
-                raise UserError(f"unknown variant {variant!r}; use base and/or lite")
+        variants = listed(args.variants, sorted(VARIANTS), "variant")
         sizes = [parse_size(s) for s in args.sizes.split(",")]
-        precisions = args.precisions.split(",")
-        for precision in precisions:
-            if precision not in ("fp32", "bf16", "fp16"):
-                raise UserError(f"unknown precision {precision!r}; use fp32, bf16 or fp16")
+        precisions = listed(args.precisions, list(PRECISIONS), "precision")
         if args.reference and not all((args.reference / "network" / f"network_{v}.py").is_file()
                                       for v in variants):
             raise UserError(f"{args.reference} is not a checkout of the authors' repository "
@@ -179,11 +215,9 @@ def main(argv: list[str] | None = None) -> int:
               f"conv3x3 {tp['conv3x3']:.0f} GFLOP/s"
               + (" (this CPU has no such instructions: emulated)" if emulated else ""))
 
-    context = mp.get_context("spawn")
     results = []
-    header = (f"{'variant':7} {'size':>10} {'prec':>5} {'latency s':>10} {'frames/s':>9} "
-              f"{'peak GiB':>9} {'GFLOP':>8} {'GFLOP/s':>8} {'of conv peak':>12}")
-    print(header)
+    print(f"{'variant':7} {'size':>10} {'prec':>5} {'latency s':>10} {'frames/s':>9} "
+          f"{'peak GiB':>9} {'GFLOP':>8} {'GFLOP/s':>8} {'of conv peak':>12}")
     for variant in variants:
         probe_gflop = count_gflop(variant, not args.global_off)
         for size in sizes:
@@ -193,22 +227,13 @@ def main(argv: list[str] | None = None) -> int:
                 ours = None
                 for reference in [None] + ([args.reference] if args.reference else []):
                     label = variant if reference is None else "authors"
-                    if reference is None:
-                        queue = context.Queue()
-                        child = context.Process(target=run_one, args=(
-                            variant, size, precision, str(device), not args.global_off,
-                            args.repeats, args.compile, queue))
-                        child.start()
-                        child.join()
-                        report = queue.get() if not queue.empty() else {}
-                        if child.exitcode != 0:
-                            report["error"] = f"exit code {child.exitcode}; out of memory?"
-                    else:
-                        report = time_authors(reference, variant, size, precision, str(device),
-                                              not args.global_off, args.repeats)
+                    report = (time_ours(variant, size, precision, device, args)
+                              if reference is None else
+                              time_authors(reference, variant, size, precision, str(device),
+                                           not args.global_off, args.repeats))
                     if "error" in report:
-                        why = report["error"]
-                        print(f"{label:7} {size[0]:>4}x{size[1]:<5} {precision:>5}   failed ({why})")
+                        print(f"{label:7} {size[0]:>4}x{size[1]:<5} {precision:>5}   failed "
+                              f"({report['error']})")
                         continue
                     row = {"variant": variant, "size": list(size), "precision": precision,
                            "implementation": "ours" if reference is None else "authors",
@@ -217,12 +242,7 @@ def main(argv: list[str] | None = None) -> int:
                     row["gflops_achieved"] = gflop / row["latency_s"]
                     row["fraction_of_conv_peak"] = (
                         row["gflops_achieved"] / machine["throughput_gflops"][precision]["conv3x3"])
-                    line = (f"{label:7} {size[0]:>4}x{size[1]:<5} {precision:>5} "
-                            f"{row['latency_s']:10.3f} {row['frames_per_s']:9.2f} "
-                            f"{row['peak_memory_gib']:9.2f} {gflop:8.1f} "
-                            f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}")
-                    if "first_call_s" in row:
-                        line += f"   first call (compiling) {row['first_call_s']:.1f} s"
+                    line = table_line(label, row)
                     if reference is None:
                         ours = row
                     elif ours is not None:
