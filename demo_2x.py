@@ -20,11 +20,11 @@ from network import (PRECISIONS, VARIANTS, UserError, compile_network, keep_free
 from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
                                 interpolate_folder, interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
+from network.interruption import interruption_status, terminate_as_interrupt
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
 from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_not_input, check_output_path,
-                           describe_image, interruption_status, probe_video, read_image,
-                           terminate_as_interrupt, write_image)
+                           describe_image, probe_video, read_image, write_image)
 from network.video.timeline import parse_rate
 from network.video.writing import ENCODERS, choose_encoding
 

@@ -17,9 +17,9 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
+from network.interruption import interruption_code, interruption_status, terminate_as_interrupt
 from network.pretrained import resolve_checkpoint
 from network.training import Distributed, TrainConfig, check_settings, latest_checkpoint
-from network.video import Terminated, interruption_status, terminate_as_interrupt
 from trainer import DataSource, Trainer
 
 log = logging.getLogger(__name__)
@@ -187,7 +187,7 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
         return 1
     except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
         if not distributed.is_main:
-            return 143 if isinstance(interruption, Terminated) else 130
+            return interruption_code(interruption)
         saved = latest_checkpoint(args.model_checkpoints) is not None
         return interruption_status(interruption, "; --resume continues from the last checkpoint"
                                    if saved else "; no checkpoint was written yet")

@@ -25,20 +25,20 @@ Conventions:
   never rotated themselves, so players show the output as they show the input.
 * Every file is written under a temporary name and renamed into place when complete, so
   a failed or interrupted run (an exception, Ctrl-C, or SIGTERM inside
-  `terminate_as_interrupt`) never leaves half a file or replaces an existing one.
+  `network.interruption.terminate_as_interrupt`) never leaves half a file or replaces an
+  existing one.
 * Pipes: `Y4MReader` / `Y4MWriter` read and write yuv4mpegpipe streams (stdin, stdout) with
   the interfaces of `VideoReader` / `VideoWriter`; see `network.video.y4m`.
 """
 from .colour import StreamColour, frame_to_rgb, rgb_to_frame
 from .images import IMAGE_SUFFIXES, describe_image, list_images, read_image, write_image
-from .paths import (Terminated, check_not_input, check_output_path, interruption_status,
-                    terminate_as_interrupt)
+from .paths import check_not_input, check_output_path
 from .reading import TimedFrame, VideoInfo, VideoReader, probe_video
 from .writing import CONTAINER_FORMATS, ENCODERS, VideoWriter, pad_to_even
 from .y4m import Y4MReader, Y4MWriter
 
-__all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "ENCODERS", "StreamColour", "Terminated",
-           "TimedFrame", "VideoInfo", "VideoReader", "VideoWriter", "Y4MReader", "Y4MWriter",
+__all__ = ["IMAGE_SUFFIXES", "CONTAINER_FORMATS", "ENCODERS", "StreamColour", "TimedFrame",
+           "VideoInfo", "VideoReader", "VideoWriter", "Y4MReader", "Y4MWriter",
            "check_not_input", "check_output_path", "describe_image", "frame_to_rgb",
-           "interruption_status", "list_images", "pad_to_even", "probe_video", "read_image",
-           "rgb_to_frame", "terminate_as_interrupt", "write_image"]
+           "list_images", "pad_to_even", "probe_video", "read_image", "rgb_to_frame",
+           "write_image"]

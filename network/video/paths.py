@@ -1,9 +1,7 @@
-"""Output paths: checks before any work, partial files renamed into place when complete, and
-SIGTERM turned into an exception so that, as after Ctrl-C, no partial file is left behind."""
+"""Output paths: checks before any work, and partial files renamed into place when complete
+(removed after an error, Ctrl-C or SIGTERM: see network.interruption)."""
 import contextlib
 import os
-import signal
-import sys
 from collections.abc import Iterable, Iterator
 from pathlib import Path
 
@@ -45,31 +43,3 @@ def written_atomically(path: Path) -> Iterator[Path]:
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-
-
-class Terminated(KeyboardInterrupt):
-    """SIGTERM (kill, timeout, docker stop) received: unwinds like Ctrl-C."""
-
-
-def _raise_terminated(signum: int, frame) -> None:
-    raise Terminated(f"terminated by signal {signum}")
-
-
-@contextlib.contextmanager
-def terminate_as_interrupt() -> Iterator[None]:
-    """While active, SIGTERM raises `Terminated` in the main thread, as SIGINT raises
-    KeyboardInterrupt, so writers discard their partial files; the previous handler is
-    restored on exit. For scripts' `main`; must be entered in the main thread."""
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
-    try:
-        yield
-    finally:
-        signal.signal(signal.SIGTERM, previous)
-
-
-def interruption_status(error: KeyboardInterrupt, hint: str = "") -> int:
-    """For scripts' `main`: print "terminated" (SIGTERM) or "interrupted" (Ctrl-C), then `hint`,
-    on stderr and return the shell's exit status for it (143 or 130)."""
-    terminated = isinstance(error, Terminated)
-    print(("terminated" if terminated else "interrupted") + hint, file=sys.stderr)
-    return 143 if terminated else 130
