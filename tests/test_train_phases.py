@@ -8,7 +8,7 @@ import torchvision
 import demo_2x
 import finetune
 import train
-from network import interpolate, load_network, read_checkpoint
+from network import UserError, interpolate, load_network, read_checkpoint
 from network.video import read_image
 from training_data import logged_tags, make_vimeo, read_scalars, smoke_args
 
@@ -186,3 +186,32 @@ def test_help_shows_the_phase_defaults(script, phase, default, capsys):
                  "--val_every", "--num_workers", "--crop", "--batch_size", "--warmup"):
         assert flag in text
     assert f"(default: {default})" in text
+
+
+@pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
+def test_under_torchrun_only_the_first_process_reports(monkeypatch, capsys, rank, printed):
+    """Every process meets the same error: one line in all, from rank 0. A process whose peers
+    stopped (gloo: "Connection closed by peer") exits with 1 and no traceback of its own."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", rank)
+
+    def refuse(args):
+        raise UserError("the same error everywhere")
+
+    def peer_gone(args):
+        raise RuntimeError("[gloo/transport/tcp/pair.cc:534] Connection closed by peer [::1]:1")
+
+    assert train.run_cli(["--phase", "1"], "", train.PHASES, lambda _: None, refuse) == 1
+    assert train.run_cli(["--phase", "1"], "", train.PHASES, lambda _: None, peer_gone) == 1
+    expected = (["error: the same error everywhere",
+                 "error: another training process stopped (its message is above)"]
+                if printed else [])
+    assert capsys.readouterr().err.splitlines() == expected
+
+
+def test_a_runtime_error_of_one_process_is_not_hidden(monkeypatch):
+    def broken(args):
+        raise RuntimeError("Connection closed by peer")     # no peers: a real error
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+    with pytest.raises(RuntimeError):
+        train.run_cli(["--phase", "1"], "", train.PHASES, lambda _: None, broken)
