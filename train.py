@@ -13,6 +13,8 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import torch.distributed as dist
+
 from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
@@ -170,9 +172,10 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
             add_arguments: Callable[[argparse.ArgumentParser], None],
             run: Callable[[argparse.Namespace], None]) -> int:
     """Parse with the defaults of the chosen --phase, then `run(args)`; a UserError becomes
-    one line on stderr and exit status 1. Under torchrun only the first process logs
-    warnings and prints that line (every process meets the same error), and a process whose
-    peers stopped (an error, Ctrl-C) exits without a traceback of its own."""
+    one line on stderr and exit status 1. Under torchrun only the first process logs warnings;
+    an error met before the processes join (the settings, every process alike) is printed by
+    the first one only, one met after (a damaged image in one process's share) by the process
+    that met it, naming it; a process whose peers stopped exits without a traceback of its own."""
     args = parse_phase_args(argv, description, phases, add_arguments)
     distributed = Distributed.from_env()
     logging.basicConfig(level=logging.INFO if distributed.is_main else logging.ERROR,
@@ -184,6 +187,8 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
     except UserError as error:
         if distributed.is_main:
             print(f"error: {one_line(error)}", file=sys.stderr)
+        elif dist.is_initialized():
+            print(f"error (process {distributed.rank}): {one_line(error)}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
         if not distributed.is_main:
@@ -195,8 +200,7 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
         if distributed.world_size == 1 or not PEER_GONE.search(str(error)):
             raise
         if distributed.is_main:
-            print("error: another training process stopped (its message is above)",
-                  file=sys.stderr)
+            print("error: another training process stopped (see its message)", file=sys.stderr)
         return 1
     return 0
 

@@ -219,8 +219,12 @@ class Trainer:
             self.scaler.load_state_dict(extra["scaler"])
         self.step, self.position = extra["step"], tuple(extra["position"])
         if self.dist.is_main:                  # the saved sums cover every process
-            self.epoch_metrics = MetricSums(**extra["running_metrics"]["epoch"])
-            self.window_metrics = MetricSums(**extra["running_metrics"]["window"])
+            running = {name: MetricSums(**sums) for name, sums in extra["running_metrics"].items()}
+            # Checkpoints written before 2026-12-07 counted a step once per process.
+            if extra.get("running_metrics_per") != "step":
+                processes = extra["meta_data"].get("world_size", 1)
+                running = {name: sums.scaled(1 / processes) for name, sums in running.items()}
+            self.epoch_metrics, self.window_metrics = running["epoch"], running["window"]
         set_rng_state(extra["rng"])
         self._saved = [(tag, psnr, folder / name) for tag, psnr, name
                        in extra.get("saved_checkpoints", []) if (folder / name).is_file()]
@@ -490,6 +494,7 @@ class Trainer:
             "step": self.step, "position": list(self.position),
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "running_metrics": {name: vars(sums) for name, sums in running.items()},
+            "running_metrics_per": "step",     # each step counted once, whatever the processes
             # what --keep_checkpoints weighs, so that a resumed run goes on pruning them
             "saved_checkpoints": [[tag, psnr, path.name] for tag, psnr, path in self._saved],
         }

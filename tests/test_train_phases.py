@@ -3,6 +3,7 @@ lite, 64x64 crops, a few steps each)."""
 import numpy as np
 import pytest
 import torch
+import torch.distributed as dist
 import torchvision
 
 import demo_2x
@@ -190,8 +191,9 @@ def test_help_shows_the_phase_defaults(script, phase, default, capsys):
 
 @pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
 def test_under_torchrun_only_the_first_process_reports(monkeypatch, capsys, rank, printed):
-    """Every process meets the same error: one line in all, from rank 0. A process whose peers
-    stopped (gloo: "Connection closed by peer") exits with 1 and no traceback of its own."""
+    """An error before the processes join (the settings) is met by every process: one line in
+    all, from rank 0. A process whose peers stopped (gloo: "Connection closed by peer") exits
+    with 1 and no traceback of its own."""
     monkeypatch.setenv("WORLD_SIZE", "2")
     monkeypatch.setenv("RANK", rank)
 
@@ -204,9 +206,27 @@ def test_under_torchrun_only_the_first_process_reports(monkeypatch, capsys, rank
     assert train.run_cli(["--phase", "1"], "", train.PHASES, lambda _: None, refuse) == 1
     assert train.run_cli(["--phase", "1"], "", train.PHASES, lambda _: None, peer_gone) == 1
     expected = (["error: the same error everywhere",
-                 "error: another training process stopped (its message is above)"]
+                 "error: another training process stopped (see its message)"]
                 if printed else [])
     assert capsys.readouterr().err.splitlines() == expected
+
+
+def test_an_error_after_joining_is_printed_by_its_process(monkeypatch, capsys):
+    """After the processes have joined, an error may be one process's own (a damaged image in
+    its share of the data): that process prints it, naming itself."""
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("RANK", "1")
+
+    def damaged(args):
+        raise UserError("cannot read image im2.png (missing or not an image)")
+
+    dist.init_process_group("gloo", store=dist.HashStore(), rank=0, world_size=1)
+    try:
+        assert train.run_cli(["--phase", "1"], "", train.PHASES, lambda _: None, damaged) == 1
+    finally:
+        dist.destroy_process_group()
+    assert capsys.readouterr().err.splitlines() == [
+        "error (process 1): cannot read image im2.png (missing or not an image)"]
 
 
 def test_a_runtime_error_of_one_process_is_not_hidden(monkeypatch):

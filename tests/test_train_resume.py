@@ -107,6 +107,26 @@ def test_torchrun_run_resumes_in_one_process(vimeo, tmp_path):
     assert resumed["train_metric"] == pytest.approx(uninterrupted["train_metric"], rel=2e-4)
 
 
+def test_resuming_a_checkpoint_of_the_older_per_process_counts(vimeo, tmp_path):
+    """Checkpoints written before each step counted once carry sums and counts per process
+    and step (no "running_metrics_per"): a resumed run rescales them by the processes then.
+    Stand-in: a one-process checkpoint rewritten as two processes would have written it."""
+    phase1(vimeo, tmp_path / "whole", tmp_path / "whole_ckpt")
+    phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "3")
+    (path,) = [p for p in (tmp_path / "ckpt").glob("*.pt") if "_step_3" in p.name]
+    old = read_checkpoint(path)
+    del old["running_metrics_per"]
+    old["meta_data"]["world_size"] = 2
+    for sums in old["running_metrics"].values():
+        sums["sums"] = {name: 2 * value for name, value in sums["sums"].items()}
+        sums["count"] *= 2
+    torch.save(old, path)
+    phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--resume")
+    resumed = read_checkpoint(next((tmp_path / "ckpt").glob("epoch_1_step_4_*.pt")))
+    uninterrupted = read_checkpoint(next((tmp_path / "whole_ckpt").glob("epoch_1_step_4_*.pt")))
+    assert resumed["train_metric"] == pytest.approx(uninterrupted["train_metric"], rel=1e-6)
+
+
 def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
     """--keep_checkpoints 1 (phase1's) with a validation every step: of the four checkpoints
     this run saves, the last and the best by logged validation PSNR remain (the same step in

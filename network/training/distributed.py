@@ -61,6 +61,11 @@ class MetricSums:
             self.sums[name] = self.sums.get(name, 0.0) + value
         self.count += count
 
+    def scaled(self, factor: float) -> "MetricSums":
+        """The same means, from sums and count multiplied by `factor`."""
+        return MetricSums({name: value * factor for name, value in self.sums.items()},
+                          self.count * factor)
+
     def merged(self, distributed: Distributed) -> "MetricSums":
         """The sums of every process together."""
         total = MetricSums()
