@@ -7,12 +7,13 @@ another cache directory.
 """
 import logging
 import os
+import tempfile
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from .checkpoint import is_torch_file
 from .runtime import UserError
-from .video.paths import written_atomically
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +75,12 @@ def _cached_or_downloaded(name: str, cache: Path) -> Path:
     cache.mkdir(parents=True, exist_ok=True)
     log.info("downloading the '%s' checkpoint to %s (once)", name, target)
     try:
-        with written_atomically(target) as partial:
-            _download(PRETRAINED[name].drive_id, partial)
+        # gdown keeps its own partial file beside its output: both live in a hidden folder that
+        # goes away whatever happens; the checkpoint leaves it only when complete.
+        with tempfile.TemporaryDirectory(prefix=f".{target.name}.", dir=cache) as folder:
+            downloaded = Path(folder) / target.name
+            _download(PRETRAINED[name].drive_id, downloaded)
+            os.replace(downloaded, target)
     except UserError as error:
         raise UserError(f"could not download the '{name}' checkpoint ({error}); "
                         f"{_manual_steps(name, target)}") from None
@@ -101,3 +106,7 @@ def _download(drive_id: str, destination: Path) -> None:
     if not is_torch_file(destination):
         raise UserError("the downloaded file is not a PyTorch checkpoint "
                         "(Google Drive may be refusing the download for now)")
+    with destination.open("rb") as file:
+        zipped = file.read(2) == b"PK"
+    if zipped and not zipfile.is_zipfile(destination):     # no central directory at its end
+        raise UserError("the download is incomplete (a truncated archive)")

@@ -84,11 +84,23 @@ def test_offline_download_explains_manual_steps(cache, monkeypatch):
 
 def test_interrupted_download_leaves_nothing(cache, monkeypatch):
     def interrupted(id, output, quiet):
-        with open(output, "wb") as f:
+        # gdown streams into a temporary file of its own beside `output`, kept when interrupted
+        with open(f"{output}x1y2z3.part", "wb") as f:
             f.write(b"half a checkpoint")
         raise KeyboardInterrupt
     monkeypatch.setattr(gdown, "download", interrupted)
     with pytest.raises(KeyboardInterrupt):
+        resolve_checkpoint("lite")
+    assert not any(cache.iterdir())
+
+
+def test_truncated_download_is_refused(cache, monkeypatch, lite_ckpt):
+    def cut_short(id, output, quiet):
+        with open(output, "wb") as f:
+            f.write(lite_ckpt.read_bytes()[:100_000])     # starts as a zip archive, ends early
+        return output
+    monkeypatch.setattr(gdown, "download", cut_short)
+    with pytest.raises(UserError, match="incomplete"):
         resolve_checkpoint("lite")
     assert not any(cache.iterdir())
 
