@@ -111,6 +111,8 @@ def load_vgg19_features(weights: Path | None = None) -> nn.Sequential:
     except CheckpointError as error:
         raise UserError(f"VGG19 weights: {error}") from None
     state = state.get("state_dict", state)
+    if not isinstance(state, dict):
+        raise UserError(f"{weights} does not hold a VGG19 state_dict")
     with torch.device("meta"):                      # layers only; the weights come from the file
         features = vgg19().features
     entries = {k.removeprefix("features."): v for k, v in state.items()

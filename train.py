@@ -56,8 +56,8 @@ def add_training_arguments(parser: argparse.ArgumentParser) -> None:
                        help="initialisation of a network trained from scratch (no --init_ckpt "
                             "or --resume): 'network' is the network's own; 'motion' starts from "
                             "frame averaging with He-initialised convolutions and a decoder "
-                            "that passes the coarse motion up (scratch_init.init_for_motion), "
-                            "which learns motion far sooner; 'attention' also wires the "
+                            "that passes the coarse motion up (network.scratch_init), which "
+                            "learns motion far sooner; 'attention' also wires the "
                             "attention's motion to the flows (learns faster at first, ends no "
                             "better after 1,000 steps; README, Training)")
     group.add_argument("--load_optimizer", action=argparse.BooleanOptionalAction,

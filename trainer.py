@@ -37,6 +37,7 @@ from network.training import (Distributed, MetricSums, TrainConfig, batch_psnr,
 
 log = logging.getLogger(__name__)
 
+
 @dataclass
 class DataSource:
     """A dataset and how to batch it. Training: batch_size samples per optimizer step, split
@@ -501,5 +502,3 @@ class Trainer:
         if self.ema_model is not None:        # the weights AdamW trains, for --resume
             checkpoint["trained_state_dict"] = self.raw_model.state_dict()
         return checkpoint
-
-

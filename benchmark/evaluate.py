@@ -217,8 +217,11 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
 
     device = select_device(args.device)
     keep_freed_memory()
-    model = load_network(args.ckpt, variant=args.model_type, device=device,
-                         global_motion=protocol.global_motion)
+    model = load_network(args.ckpt, variant=args.model_type, device=device)
+    if protocol.global_motion and not model.global_motion:
+        logger.warning("%s was trained without the global-motion branch (train.py phase 1); "
+                       "%s runs it as the protocol says, untrained: expect low scores",
+                       args.ckpt, protocol.title)
     model.global_motion = protocol.global_motion
     model.ensemble_global_motion = False
     if args.compile:

@@ -35,8 +35,8 @@ from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import forward_gflop, peak_memory_gib, synchronize
 from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, select_device
 from network.runtime import cpu_has_native
-from train import parse_phase_args
 from network.training import TrainConfig, share_cores, usable_cores
+from train import parse_phase_args
 from trainer import DataSource, Trainer
 
 PROFILE_ROWS = 15              # operators listed by --profile

@@ -111,13 +111,13 @@ def measure(args: argparse.Namespace) -> dict:
             network_share.append(clock.seconds / wall)
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()
     return {"machine": machine, "device": str(device),
-              "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
-              "torch": torch.__version__, "variant": args.variant,
-              "padded_size": list(padder.padded_size), "pairs_per_run": pairs,
-              "bare_forward_s": [round(b, 3) for b in bare],
-              "tool_per_pair_s": [round(t, 3) for t in tool],
-              "network_share_of_tool_time": [round(n, 4) for n in network_share],
-              "overhead_percent_best_of": round(100 * (min(tool) - min(bare)) / min(bare), 1)}
+            "cpus": os.cpu_count(), "torch_threads": torch.get_num_threads(),
+            "torch": torch.__version__, "variant": args.variant,
+            "padded_size": list(padder.padded_size), "pairs_per_run": pairs,
+            "bare_forward_s": [round(b, 3) for b in bare],
+            "tool_per_pair_s": [round(t, 3) for t in tool],
+            "network_share_of_tool_time": [round(n, 4) for n in network_share],
+            "overhead_percent_best_of": round(100 * (min(tool) - min(bare)) / min(bare), 1)}
 
 
 if __name__ == "__main__":

@@ -201,3 +201,18 @@ def test_flip_and_swap_order_tta_average_the_passes(tmp_path, lite_ckpt, capsys)
     assert sample["psnr"] == pytest.approx(psnr(prediction.double(), gt.double()), abs=1e-6)
     assert sample["ssim"] == pytest.approx(ssim_matlab(gt, prediction), abs=1e-6)
     assert abs(sample["psnr"] - psnr(plain.double(), gt.double())) > 1e-3   # TTA changed the score
+
+
+def test_a_checkpoint_without_a_trained_global_branch_is_named(tmp_path, lite_ckpt, caplog):
+    """SNU-FILM runs the global branch (the protocol); a train.py phase-1 checkpoint says its
+    branch was never trained, so the run warns instead of quietly scoring an untrained one."""
+    checkpoint = torch.load(lite_ckpt, weights_only=True)
+    checkpoint["meta_data"] = {**checkpoint["meta_data"], "phase": 1, "global_motion": False}
+    phase1 = tmp_path / "phase1.pt"
+    torch.save(checkpoint, phase1)
+    root = FIXTURES / "snufilm"
+    assert test_snufilm.main(["--path", str(root / "eval_modes"), "--img_data_path", str(root),
+                              "--modes", "easy", "--limit", "1", "--ckpt", str(phase1),
+                              "--device", "cpu"]) == 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any("trained without the global-motion branch" in w for w in warnings), warnings

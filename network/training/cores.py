@@ -26,4 +26,3 @@ def share_cores(device: torch.device, num_workers: int | None,
     if num_workers is None:
         num_workers = min(8, share - 1) if device.type == "cuda" else share // 4
     return num_workers, max(1, share - num_workers)
-

@@ -77,4 +77,3 @@ class MetricSums:
         """Means over the items of every process."""
         total = self.merged(distributed)
         return {name: value / max(total.count, 1) for name, value in total.sums.items()}
-

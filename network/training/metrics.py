@@ -42,4 +42,3 @@ def validation_images(im0: Tensor, im1: Tensor, pred: Tensor, gt: Tensor, flows:
     motion = torch.stack(tiles, dim=1)                                     # [n, k, 3, H, W]
     return {name: make_grid(grid.flatten(0, 1).clamp(0, 1), nrow=grid.shape[1], padding=2)
             for name, grid in (("images", frames), ("flows", motion))}
-
