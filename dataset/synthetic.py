@@ -32,8 +32,10 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+from tqdm import tqdm
 
 from network import UserError
+from network.interruption import interruption_status, terminate_as_interrupt
 
 from .frames import require_file
 from .vimeo import VimeoTriplet
@@ -263,7 +265,7 @@ def write_rgb(path: Path, image: np.ndarray) -> None:
 
 def write_known_motion(root: Path, train: int = 2000, test: int = 48,
                        size: tuple[int, int] = (128, 128), kinds: tuple[str, ...] = KINDS,
-                       max_shift: float = 6.0, seed: int = 0) -> Path:
+                       max_shift: float = 6.0, seed: int = 0, progress: bool = False) -> Path:
     """Write a known-motion set in the Vimeo90K layout under `root`.
 
     `root/tri_trainlist.txt` names `train` triplets `00001/NNNN` (from `TRAIN_PHOTOS`),
@@ -271,7 +273,9 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
     `root/sequences/<name>/` holds im1.png, im2.png, im3.png (I0, GT, I1; size = (H, W)), and
     test folders also the true flows `flow_t0.npy`, `flow_t1.npy` ([2, H, W] float32, pixels,
     x then y) and `valid.png` (255 where the flows are judged). Scene kinds cycle through
-    `kinds`; triplet k of a split depends only on (seed, split, k).
+    `kinds`; triplet k of a split depends only on (seed, split, k). The two lists are removed
+    first and written last, so a set that was not finished (an error, Ctrl-C) is no set at all
+    rather than a mix of two. `progress`: a progress bar on stderr (once writing takes 2 s).
     """
     root = Path(root)
     height, width = size
@@ -283,24 +287,31 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
         raise UserError(f"the largest shift must be at least 0 pixels, got {max_shift}")
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} exists and is not a directory")
-    for split, count, photos, folder in (("train", train, TRAIN_PHOTOS, "00001"),
-                                         ("test", test, TEST_PHOTOS, "00002")):
-        names = []
-        for k in range(count):
-            rng = np.random.default_rng((seed, split == "test", k))
-            scene = draw_scene(rng, kinds[k % len(kinds)], photos, height, width, max_shift)
-            name = f"{folder}/{k + 1:04d}"
-            target = root / "sequences" / name
-            target.mkdir(parents=True, exist_ok=True)
-            for index, e in enumerate((-0.5, 0.0, 0.5)):
-                write_rgb(target / f"im{index + 1}.png", to_uint8(scene.frame(e)))
-            if split == "test":
-                flow_t0, flow_t1, valid = scene.flows()
-                np.save(target / FLOW_FILES[0], flow_t0)
-                np.save(target / FLOW_FILES[1], flow_t1)
-                cv2.imwrite(str(target / VALID_FILE), valid.astype(np.uint8) * 255)
-            names.append(name)
-        (root / f"tri_{split}list.txt").write_text("\n".join(names) + "\n")
+    lists = {split: root / f"tri_{split}list.txt" for split in ("train", "test")}
+    for path in lists.values():
+        path.unlink(missing_ok=True)
+    names = {"train": [], "test": []}
+    with tqdm(total=train + test, desc="known-motion triplets", disable=not progress,
+              delay=2) as bar:       # shown after 2 s: a quick refusal stays one line
+        for split, count, photos, folder in (("train", train, TRAIN_PHOTOS, "00001"),
+                                             ("test", test, TEST_PHOTOS, "00002")):
+            for k in range(count):
+                rng = np.random.default_rng((seed, split == "test", k))
+                scene = draw_scene(rng, kinds[k % len(kinds)], photos, height, width, max_shift)
+                name = f"{folder}/{k + 1:04d}"
+                target = root / "sequences" / name
+                target.mkdir(parents=True, exist_ok=True)
+                for index, e in enumerate((-0.5, 0.0, 0.5)):
+                    write_rgb(target / f"im{index + 1}.png", to_uint8(scene.frame(e)))
+                if split == "test":
+                    flow_t0, flow_t1, valid = scene.flows()
+                    np.save(target / FLOW_FILES[0], flow_t0)
+                    np.save(target / FLOW_FILES[1], flow_t1)
+                    cv2.imwrite(str(target / VALID_FILE), valid.astype(np.uint8) * 255)
+                names[split].append(name)
+                bar.update()
+    for split, path in lists.items():
+        path.write_text("\n".join(names[split]) + "\n")
     return root
 
 
@@ -338,11 +349,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=0, help="seed of every random choice")
     args = parser.parse_args(argv)
     try:
-        write_known_motion(args.root, args.train, args.test, tuple(args.size), tuple(args.kinds),
-                           args.max_shift, args.seed)
+        with terminate_as_interrupt():
+            write_known_motion(args.root, args.train, args.test, tuple(args.size),
+                               tuple(args.kinds), args.max_shift, args.seed, progress=True)
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except KeyboardInterrupt as interruption:
+        return interruption_status(interruption, f"; {args.root} is incomplete: run the "
+                                                  "command again")
     return 0
 
 

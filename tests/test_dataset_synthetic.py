@@ -128,13 +128,25 @@ def test_train_cli_names_the_writer_when_the_set_is_missing(tmp_path, capsys):
 
 def test_writer_command_runs_without_warnings(tmp_path):
     """`python -m dataset.synthetic` as the README gives it: no RuntimeWarning about the module
-    being imported by its package first (warnings are errors here), a written set."""
+    being imported by its package first (warnings are errors here), a written set (too quick
+    for the progress bar, which waits 2 s)."""
     result = subprocess.run([sys.executable, "-W", "error", "-m", "dataset.synthetic",
                              str(tmp_path / "set"), "--train", "1", "--test", "1",
                              "--size", "32", "32"], capture_output=True, text=True)
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     assert (tmp_path / "set" / "sequences" / "00002" / "0001" / "flow_t0.npy").is_file()
+
+
+def test_an_unfinished_rewrite_leaves_no_set(tmp_path):
+    """Writing over a set removes its lists first and writes them last: a rewrite that fails
+    half way (here the test folder cannot be made) leaves no set, not old lists over new files."""
+    root = write_known_motion(tmp_path / "set", train=2, test=1, size=(32, 32))
+    (root / "sequences" / "00002" / "0001").rename(tmp_path / "moved")
+    (root / "sequences" / "00002" / "0001").write_text("in the way")
+    with pytest.raises(OSError):
+        write_known_motion(root, train=2, test=1, size=(32, 32), seed=1)
+    assert not (root / "tri_trainlist.txt").exists() and not (root / "tri_testlist.txt").exists()
 
 
 @pytest.mark.parametrize("argv, message", [
