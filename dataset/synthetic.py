@@ -355,6 +355,10 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
         return 1
+    except OSError as error:                     # a full disk, a folder it may not write in
+        print(f"error: cannot write {error.filename or args.root}: {error.strerror or error}",
+              file=sys.stderr)
+        return 1
     except KeyboardInterrupt as interruption:
         return interruption_status(interruption, f"; {args.root} is incomplete: run the "
                                                   "command again")

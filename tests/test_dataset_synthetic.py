@@ -149,6 +149,14 @@ def test_an_unfinished_rewrite_leaves_no_set(tmp_path):
     assert not (root / "tri_trainlist.txt").exists() and not (root / "tri_testlist.txt").exists()
 
 
+def test_writer_command_names_what_it_cannot_write(tmp_path, capsys):
+    (tmp_path / "set").mkdir()
+    (tmp_path / "set" / "sequences").write_text("a file where the folders go")
+    assert synthetic.main([str(tmp_path / "set"), "--train", "1", "--test", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith(f"error: cannot write {tmp_path / 'set'}"), err
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--train", "0", "--test", "0"], "needs training and test triplets, got 0 and 0"),
     (["--max_shift", "-3"], "largest shift must be at least 0"),
