@@ -17,6 +17,7 @@ from pathlib import Path
 
 from network import (PRECISIONS, VARIANTS, UserError, compile_network, keep_freed_memory,
                      load_model_checkpoint, load_network, select_device)
+from network.command_line import CommandLineParser
 from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
                                 interpolate_folder, interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
@@ -34,8 +35,8 @@ log = logging.getLogger("demo_2x")
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = CommandLineParser(description=__doc__.split("\n\n")[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     source = parser.add_argument_group("input (give exactly one kind)")
     source.add_argument("--frame0", type=Path, help="first of two frames (PNG, JPG, ...)")
     source.add_argument("--frame1", type=Path, help="second of two frames, same size as --frame0")

