@@ -73,6 +73,7 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
             *(["--compile"] if compile_model else [])])
         trainer = Trainer(TrainConfig.from_args(args),
                           DataSource(TensorDataset(*frames), batch, "random"))
+        trainer.writer.close()         # train_step logs nothing; the folder can go
     device = trainer.device
     frames = frames.to(device)
     gflop = forward_gflop(trainer.raw_model, frames[0], frames[2])
