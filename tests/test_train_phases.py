@@ -189,6 +189,18 @@ def test_help_shows_the_phase_defaults(script, phase, default, capsys):
     assert f"(default: {default})" in text
 
 
+@pytest.mark.parametrize("script, argv, message", [
+    (train, ["--phase", "7"], "error: argument --phase: invalid choice: 7 (choose from 1, 2)"),
+    (finetune, ["--phase", "4", "--batch_size", "x"],
+     "error: argument --batch_size: invalid int value: 'x'"),
+    (finetune, ["--phase", "3", "--frames"], "error: unrecognized arguments: --frames")])
+def test_flag_mistakes_are_one_line_and_exit_1(script, argv, message, capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        script.main(argv)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err == f"{message} (see --help)\n"
+
+
 @pytest.mark.parametrize("rank, printed", [("0", True), ("1", False)])
 def test_under_torchrun_only_the_first_process_reports(monkeypatch, capsys, rank, printed):
     """An error before the processes join (the settings) is met by every process: one line in
