@@ -149,9 +149,12 @@ def test_signal_mid_conversion_leaves_no_partial_and_keeps_existing_output(
     partial = tmp_path / ".out.mp4.part"
     command = [sys.executable, "demo_2x.py", "--video", str(bigbuckbunny()), "--out", str(out),
                "--ckpt", str(lite_ckpt), "--device", "cpu", "--no_progress"]
+    # As from a terminal: a suite started in the background (`pytest &`) ignores SIGINT, and
+    # a child would inherit that, so Python in it would never see Ctrl-C.
     process = subprocess.Popen(command, cwd=Path(__file__).resolve().parents[1],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                               env={**os.environ, "OMP_NUM_THREADS": "1"})
+                               env={**os.environ, "OMP_NUM_THREADS": "1"},
+                               preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         give_up = time.monotonic() + 300  # a guard against hanging, not a timing assertion
         while not partial.exists():  # the writer is open: the conversion is under way
