@@ -224,12 +224,10 @@ def required(value: Path | None, flag: str, what: str) -> Path:
 
 
 def check_batching(args: argparse.Namespace, prefix: str = "") -> None:
-    """UserError unless --{prefix}batch_size is at least 1 and divisible by the number of
-    processes (torchrun), and the network takes --{prefix}crop square crops (a multiple of 8
-    pixels; of 16 with global motion)."""
+    """UserError unless --{prefix}batch_size (at least 1: check_settings) is divisible by the
+    number of processes (torchrun), and the network takes --{prefix}crop square crops (a
+    multiple of 8 pixels; of 16 with global motion)."""
     batch_size, crop = getattr(args, f"{prefix}batch_size"), getattr(args, f"{prefix}crop")
-    if batch_size < 1:
-        raise UserError(f"--{prefix}batch_size must be at least 1, got {batch_size}")
     processes = Distributed.from_env().world_size
     if batch_size % processes:
         raise UserError(f"--{prefix}batch_size {batch_size} is not divisible by the {processes} "

@@ -6,10 +6,10 @@ from pathlib import Path
 from ..runtime import UserError
 
 # The numeric settings' allowed values: name -> (test, wording). None (num_workers: chosen
-# for the machine) is always allowed.
+# for the machine) is always allowed; x4k_batch_size is finetune.py's flag.
 SETTING_LIMITS = {
     **{name: (lambda v: v >= 1, "at least 1")
-       for name in ("epochs", "batch_size", "lap_levels", "log_every")},
+       for name in ("epochs", "batch_size", "x4k_batch_size", "lap_levels", "log_every")},
     **{name: (lambda v: v >= 0, "at least 0")
        for name in ("last_lr", "warmup", "weight_decay", "lap_weight", "warp_weight",
                     "max_steps", "val_every", "val_samples", "num_workers", "lr_hold",
