@@ -12,7 +12,8 @@ from pathlib import Path
 from finetune_trainer import FinetuneTrainer
 from loss import PerceptualStyleLoss, load_vgg19_features
 from network.training import TrainConfig, check_settings
-from train import check_batching, resolve_model, run_cli, vimeo_sources, x4k_sources
+from train import (check_batching, check_data_flags, resolve_model, run_cli, vimeo_sources,
+                   x4k_sources)
 
 SHARED = dict(global_motion=True, freeze="none", load_optimizer=True, batch_size=16,
               x4k_batch_size=5, crop=256, x4k_crop=448, epochs=300, init_lr=4e-5,
@@ -46,6 +47,7 @@ def run(args: argparse.Namespace) -> None:
     check_settings(args)
     check_batching(args)
     check_batching(args, "x4k_")
+    check_data_flags(args, ("vimeo", "x4k"))
     resolve_model(args)
     perceptual = None
     if args.perceptual_weight or args.style_weight:

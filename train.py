@@ -217,12 +217,6 @@ def one_line(error: UserError) -> str:
     return last.removeprefix(f"{type(error).__module__}.{type(error).__qualname__}: ")
 
 
-def required(value: Path | None, flag: str, what: str) -> Path:
-    if value is None:
-        raise UserError(f"this phase needs {flag} DIR ({what})")
-    return value
-
-
 def check_batching(args: argparse.Namespace, prefix: str = "") -> None:
     """UserError unless --{prefix}batch_size (at least 1: check_settings) is divisible by the
     number of processes (torchrun), and the network takes --{prefix}crop square crops (a
@@ -234,8 +228,35 @@ def check_batching(args: argparse.Namespace, prefix: str = "") -> None:
                         "processes (it counts all of them together)")
     divisor = 16 if args.global_motion else 8
     if crop < divisor or crop % divisor:
-        raise UserError(f"--{prefix}crop {crop}: this phase's network takes crops of a multiple "
-                        f"of {divisor} pixels")
+        raise UserError(f"--{prefix}crop {crop}: this phase's network takes crops of a positive "
+                        f"multiple of {divisor} pixels")
+
+
+# What each training set is called, and the flags that only it uses.
+DATA_FLAGS = {"vimeo": ("Vimeo90K", ("--vimeo_path", "--synthetic_path")),
+              "x4k": ("X4K1000FPS", ("--x4k_path", "--snufilm_path", "--x4k_odd_steps"))}
+
+
+def check_data_flags(args: argparse.Namespace, uses: tuple[str, ...]) -> None:
+    """UserError unless the phase, training on the sets `uses` ("vimeo", "x4k"), has the roots
+    it needs and no data flag it would ignore: one of --vimeo_path and --synthetic_path for
+    Vimeo90K, --x4k_path for X4K1000FPS."""
+    def given(flag: str) -> bool:
+        return bool(getattr(args, flag.removeprefix("--")))
+    unused = [flag for name, (_, flags) in DATA_FLAGS.items() if name not in uses
+              for flag in flags if given(flag)]
+    if unused:
+        sets = " and ".join(DATA_FLAGS[name][0] for name in uses)
+        raise UserError(f"{', '.join(unused)}: not used by phase {args.phase}, which trains on "
+                        f"{sets}")
+    if "vimeo" in uses:
+        if args.vimeo_path is not None and args.synthetic_path is not None:
+            raise UserError("give --vimeo_path or --synthetic_path, not both")
+        if args.vimeo_path is None and args.synthetic_path is None:
+            raise UserError("this phase needs --vimeo_path DIR (the Vimeo90K triplet root) or "
+                            "--synthetic_path DIR (a known-motion set)")
+    if "x4k" in uses and args.x4k_path is None:
+        raise UserError("this phase needs --x4k_path DIR (the X4K1000FPS training root)")
 
 
 def vimeo_sources(args: argparse.Namespace, batch_size: int,
@@ -243,24 +264,21 @@ def vimeo_sources(args: argparse.Namespace, batch_size: int,
     """Vimeo90K training crops and the full-frame test list (the authors' validation set); or
     the same from a known-motion set, with --synthetic_path."""
     if args.synthetic_path is not None:
-        root, kind = args.synthetic_path, KnownMotionTriplet
+        root, kind, name = args.synthetic_path, KnownMotionTriplet, "known-motion"
         if not (root / "tri_trainlist.txt").is_file():
             raise UserError(f"no known-motion set in {root}; write one with: python -m "
                             f"dataset.synthetic {root}")
     else:
-        root = required(args.vimeo_path, "--vimeo_path", "the Vimeo90K triplet root")
-        kind = VimeoTriplet
+        root, kind, name = args.vimeo_path, VimeoTriplet, "vimeo"
     train = kind(root, "train", crop=crop, augment=args.augment, seed=args.seed)
-    return (DataSource(train, batch_size, "vimeo"),
-            DataSource(kind(root, "test"), batch_size, "vimeo"))
+    return DataSource(train, batch_size, name), DataSource(kind(root, "test"), batch_size, name)
 
 
 def x4k_sources(args: argparse.Namespace, batch_size: int,
                 crop: int) -> tuple[DataSource, DataSource | None]:
     """X4K1000FPS training triplets and, when --snufilm_path is given, SNU-FILM validation."""
-    root = required(args.x4k_path, "--x4k_path", "the X4K1000FPS training root")
-    train = X4KTrain(root, crop=crop, odd_steps=args.x4k_odd_steps, augment=args.augment,
-                     seed=args.seed)
+    train = X4KTrain(args.x4k_path, crop=crop, odd_steps=args.x4k_odd_steps,
+                     augment=args.augment, seed=args.seed)
     if args.snufilm_path is None:
         log.warning("no --snufilm_path: X4K1000FPS epochs are not validated")
         return DataSource(train, batch_size, "x4k"), None
@@ -276,7 +294,7 @@ def resolve_model(args: argparse.Namespace) -> None:
                     "not used", args.model_checkpoints, args.init_ckpt)
         args.init_ckpt = None
     if args.init_ckpt is not None:
-        args.init_ckpt = resolve_checkpoint(args.init_ckpt)
+        args.init_ckpt = resolve_checkpoint(args.init_ckpt, "--init_ckpt")
     elif not args.resume and args.phase != 1:
         log.warning("phase %d normally starts from the previous phase's checkpoint "
                     "(--init_ckpt)", args.phase)
@@ -288,6 +306,7 @@ def resolve_model(args: argparse.Namespace) -> None:
 def run(args: argparse.Namespace) -> None:
     check_settings(args)
     check_batching(args)
+    check_data_flags(args, (args.dataset,))
     resolve_model(args)
     sources = vimeo_sources if args.dataset == "vimeo" else x4k_sources
     train, val = sources(args, args.batch_size, args.crop)

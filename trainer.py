@@ -30,7 +30,7 @@ from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkCon
 from network.inference import PAD_DIVISOR
 from network.scratch_init import init_for_motion
 from network.training import (Distributed, MetricSums, TrainConfig, batch_psnr,
-                              checkpoints_to_keep, end_point_error, latest_checkpoint,
+                              check_fresh_folders, checkpoints_to_keep, end_point_error, latest_checkpoint,
                               learning_rate, rng_state, save_atomic, seed_everything,
                               set_rng_state, share_cores, usable_cores, validation_images,
                               writable_folder)
@@ -45,7 +45,7 @@ class DataSource:
 
     dataset: Dataset
     batch_size: int
-    name: str                  # "vimeo" | "x4k" | "snufilm"
+    name: str                  # "vimeo" | "known-motion" | "x4k" | "snufilm"
 
 
 @dataclass
@@ -84,6 +84,8 @@ class Trainer:
         for flag, folder in (("--model_checkpoints", config.model_checkpoints),
                              ("--log_dir", config.log_dir)):
             writable_folder(folder, flag)
+        if not config.resume:
+            check_fresh_folders(config.model_checkpoints, config.log_dir)
         self.device = self.dist.setup(config.device)
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
         self.num_workers, threads = share_cores(self.device, config.num_workers, local_processes)
@@ -219,6 +221,7 @@ class Trainer:
         if extra["scaler"]:
             self.scaler.load_state_dict(extra["scaler"])
         self.step, self.position = extra["step"], tuple(extra["position"])
+        self._resume_position_at_this_batch_size(extra.get("position_samples"))
         if self.dist.is_main:                  # the saved sums cover every process
             running = {name: MetricSums(**sums) for name, sums in extra["running_metrics"].items()}
             # Checkpoints written before 2026-12-07 counted a step once per process.
@@ -232,6 +235,20 @@ class Trainer:
         log.info("resuming from %s at step %d (epoch %d, batch %d)", path, self.step,
                  *self.position)
         return average
+
+    def _resume_position_at_this_batch_size(self, samples_done: int | None) -> None:
+        """Re-express the resumed position in batches of this run's size, when the stopped
+        run took `samples_done` samples of its epoch in batches of another size: the epoch
+        goes on after them (a partial batch's samples are trained again), skipping none."""
+        epoch, batches = self.position
+        if not batches or samples_done is None:
+            return
+        batch_size = self.epoch_data(epoch).train.batch_size
+        if samples_done != batches * batch_size:
+            steps = self.steps_in_epoch(epoch)
+            self.position = (epoch, min(samples_done // batch_size, steps - 1))
+            log.info("epoch %d: the stopped run had trained on %d of its samples; it goes on "
+                     "after %d batches of %d", epoch, samples_done, self.position[1], batch_size)
 
     def _report_changed_settings(self, saved: dict) -> None:
         """Warn when --resume goes on with other schedule settings than the checkpoint's run
@@ -476,6 +493,7 @@ class Trainer:
         """The authors' layout plus what resuming needs (running: the unfinished epoch and
         logging window, all processes together)."""
         config = self.config
+        epoch, batches_done = self.position
         meta_data = {
             "epoch": config.epochs, "batch_size": config.batch_size,
             "gradient accumulation": False, "optimizer": "AdamW",
@@ -493,6 +511,8 @@ class Trainer:
             "optimizer_state_dict": self.optimizer.state_dict(),
             "meta_data": meta_data, "train_metric": train_metric, "val_metric": val_metric,
             "step": self.step, "position": list(self.position),
+            # samples of the epoch done, which a resumed run with another batch size skips
+            "position_samples": batches_done * self.epoch_data(epoch).train.batch_size,
             "scaler": self.scaler.state_dict(), "rng": rng_state(),
             "running_metrics": {name: vars(sums) for name, sums in running.items()},
             "running_metrics_per": "step",     # each step counted once, whatever the processes

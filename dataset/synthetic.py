@@ -284,8 +284,10 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
         raise UserError(f"a set needs training and test triplets, got {train} and {test}")
     if min(height, width) < 16:
         raise UserError(f"frames of {height}x{width} pixels are too small (16x16 at least)")
-    if max_shift < 0:
+    if not max_shift >= 0:                                        # NaN included
         raise UserError(f"the largest shift must be at least 0 pixels, got {max_shift}")
+    if seed < 0:
+        raise UserError(f"the seed must be at least 0, got {seed}")
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} exists and is not a directory")
     lists = {split: root / f"tri_{split}list.txt" for split in ("train", "test")}
@@ -320,6 +322,12 @@ class KnownMotionTriplet(VimeoTriplet):
     """A set written by `write_known_motion`. Training items are (I0, GT, I1) as from
     `VimeoTriplet`; test items add the true flows [4, H, W] (t->0 x, y, then t->1 x, y;
     pixels) and the valid mask [1, H, W] float32 in {0, 1}."""
+
+    def files_per_triplet(self) -> dict[str, str]:
+        if self.train:
+            return super().files_per_triplet()
+        return {**super().files_per_triplet(), **{name: "true flow" for name in FLOW_FILES},
+                VALID_FILE: "valid mask"}
 
     def __getitem__(self, index: int) -> tuple[Tensor, ...]:
         frames = super().__getitem__(index)

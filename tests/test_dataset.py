@@ -152,12 +152,25 @@ def test_cli_reports_a_missing_root_in_one_line(tmp_path, capsys):
     assert "--x4k_path" in capsys.readouterr().err
 
 
-def test_a_missing_frame_read_in_a_worker_is_one_clear_line(tmp_path, capsys):
+def test_a_damaged_frame_read_in_a_worker_is_one_clear_line(tmp_path, capsys):
+    vimeo = make_vimeo(tmp_path / "vimeo")
+    damaged = vimeo / "sequences" / "00001" / "0002" / "im1.png"
+    damaged.write_bytes(b"not a PNG")
+    assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--epochs", "1",
+                       *smoke_args(tmp_path), "--num_workers", "1"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()[-1]
+    assert err == f"error: cannot read image {damaged} (missing or not an image)"
+
+
+def test_a_listed_triplet_without_its_files_fails_before_training(tmp_path, capsys):
+    """Every file of every listed triplet is there before the first step (here the second
+    triplet of the list lacks its frames), not found missing hours into a run."""
     vimeo = make_vimeo(tmp_path / "vimeo")
     for frame in (vimeo / "sequences" / "00001" / "0002").iterdir():
         frame.unlink()
     assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--epochs", "1",
-                       *smoke_args(tmp_path), "--num_workers", "1"]) == 1
-    err = capsys.readouterr().err.strip().splitlines()[-1]
+                       *smoke_args(tmp_path)]) == 1
     missing = vimeo / "sequences" / "00001" / "0002" / "im1.png"
-    assert err == f"error: Vimeo90K frame not found: expected the file {missing}"
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: Vimeo90K frame not found: expected the file {missing}"]
+    assert not (tmp_path / "checkpoints").exists()

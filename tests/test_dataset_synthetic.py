@@ -12,7 +12,8 @@ import train
 from dataset import KnownMotionTriplet, synthetic, write_known_motion
 from dataset.synthetic import (KINDS, TEST_PHOTOS, TRAIN_PHOTOS, Layer, Motion, Scene, draw_scene,
                                photograph, pixel_grid)
-from network import warp_backward
+from network import UserError, warp_backward
+from training_data import make_vimeo
 
 
 def texture(height: int = 40, width: int = 48) -> np.ndarray:
@@ -126,6 +127,15 @@ def test_train_cli_names_the_writer_when_the_set_is_missing(tmp_path, capsys):
     assert error.count("\n") == 0 and "python -m dataset.synthetic" in error
 
 
+def test_a_set_without_true_flows_is_refused_before_training(tmp_path):
+    """A plain Vimeo90K layout given as --synthetic_path: its test triplets lack the flows
+    validation needs, which is said before the first step, not at the first validation."""
+    root = make_vimeo(tmp_path / "plain", train=1, test=1)
+    KnownMotionTriplet(root, "train", crop=64)
+    with pytest.raises(UserError, match="true flow not found: expected the file .*flow_t0.npy"):
+        KnownMotionTriplet(root, "test")
+
+
 def test_writer_command_runs_without_warnings(tmp_path):
     """`python -m dataset.synthetic` as the README gives it: no RuntimeWarning about the module
     being imported by its package first (warnings are errors here), a written set (too quick
@@ -160,6 +170,8 @@ def test_writer_command_names_what_it_cannot_write(tmp_path, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["--train", "0", "--test", "0"], "needs training and test triplets, got 0 and 0"),
     (["--max_shift", "-3"], "largest shift must be at least 0"),
+    (["--max_shift", "nan"], "largest shift must be at least 0 pixels, got nan"),
+    (["--seed", "-1"], "the seed must be at least 0, got -1"),
     (["--size", "8", "8"], "8x8 pixels are too small"),
     (["--size", "700", "700", "--train", "1", "--test", "1"], "photograph is too small"),
 ])

@@ -113,8 +113,9 @@ def test_phase4_adds_perceptual_and_style_losses(data, lite_ckpt, tmp_path):
 
 
 def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
-    assert finetune.main(["--phase", "4", "--vimeo_path", str(data["vimeo"]), "--vgg_weights",
-                          str(tmp_path / "missing.pth"), *smoke_args(tmp_path)]) == 1
+    assert finetune.main(["--phase", "4", "--vimeo_path", str(data["vimeo"]), "--x4k_path",
+                          str(data["x4k"]), "--vgg_weights", str(tmp_path / "missing.pth"),
+                          *smoke_args(tmp_path)]) == 1
     last = capsys.readouterr().err.strip().splitlines()[-1]
     assert last.startswith("error: VGG19 weights file not found") and "missing.pth" in last
 
@@ -122,7 +123,9 @@ def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
 @pytest.mark.parametrize("script, argv, message", [
     (train, ["--phase", "1", "--batch_size", "0"], "--batch_size must be at least 1, got 0"),
     (train, ["--phase", "1", "--crop", "50"], "--crop 50: this phase's network takes crops of a "
-                                              "multiple of 8 pixels"),
+                                              "positive multiple of 8 pixels"),
+    (train, ["--phase", "1", "--crop", "0"], "--crop 0: this phase's network takes crops of a "
+                                             "positive multiple of 8 pixels"),
     (train, ["--phase", "2", "--crop", "72"], "multiple of 16 pixels"),
     (train, ["--phase", "1", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (finetune, ["--phase", "3", "--x4k_crop", "40"], "--x4k_crop 40"),
@@ -134,6 +137,8 @@ def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
     (train, ["--phase", "1", "--num_workers", "-1"], "--num_workers must be at least 0, got -1"),
     (train, ["--phase", "1", "--max_steps", "-1"], "--max_steps must be at least 0, got -1"),
     (finetune, ["--phase", "4", "--style_weight", "-1"], "--style_weight must be at least 0"),
+    (train, ["--phase", "1", "--seed", "-1"], "--seed must be from 0 to 4294967295, got -1"),
+    (train, ["--phase", "1", "--seed", str(2**64)], "--seed must be from 0 to 4294967295"),
 ])
 def test_impossible_settings_are_one_line(data, tmp_path, capsys, script, argv,
                                                           message):
@@ -141,6 +146,26 @@ def test_impossible_settings_are_one_line(data, tmp_path, capsys, script, argv,
     assert script.main([*argv[:2], *paths, *smoke_args(tmp_path), *argv[2:]]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
+    assert not (tmp_path / "checkpoints").exists()
+
+
+@pytest.mark.parametrize("script, argv, message", [
+    (train, ["--phase", "1", "--vimeo_path", "VIMEO", "--x4k_path", "X4K", "--x4k_odd_steps"],
+     "--x4k_path, --x4k_odd_steps: not used by phase 1, which trains on Vimeo90K"),
+    (train, ["--phase", "2", "--x4k_path", "X4K", "--synthetic_path", "VIMEO"],
+     "--synthetic_path: not used by phase 2, which trains on X4K1000FPS"),
+    (train, ["--phase", "1", "--vimeo_path", "VIMEO", "--synthetic_path", "VIMEO"],
+     "give --vimeo_path or --synthetic_path, not both"),
+    (finetune, ["--phase", "3", "--vimeo_path", "VIMEO"],
+     "this phase needs --x4k_path DIR (the X4K1000FPS training root)"),
+])
+def test_data_flags_the_phase_would_ignore_or_lacks_are_one_line(data, tmp_path, capsys, script,
+                                                                argv, message):
+    """Checked before anything is read, so the error is the only line (no warning about a
+    missing --init_ckpt before it)."""
+    argv = [{"VIMEO": str(data["vimeo"]), "X4K": str(data["x4k"])}.get(a, a) for a in argv]
+    assert script.main([*argv, *smoke_args(tmp_path)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [f"error: {message}"]
     assert not (tmp_path / "checkpoints").exists()
 
 

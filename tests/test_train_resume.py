@@ -1,5 +1,6 @@
 """Resuming a stopped run, which checkpoints a run keeps, and training under torchrun (DDP,
 gloo on CPU)."""
+import logging
 import math
 import os
 import subprocess
@@ -79,6 +80,7 @@ def test_resume_without_a_checkpoint_is_one_clear_line(vimeo, tmp_path, capsys):
     assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--resume",
                        *smoke_args(tmp_path)]) == 1
     assert "no checkpoint" in capsys.readouterr().err
+    assert list(tmp_path.iterdir()) == []      # neither folder made
 
 
 def test_torchrun_run_resumes_in_one_process(vimeo, tmp_path):
@@ -130,19 +132,17 @@ def test_resuming_a_checkpoint_of_the_older_per_process_counts(vimeo, tmp_path):
 def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
     """--keep_checkpoints 1 (phase1's) with a validation every step: of the four checkpoints
     this run saves, the last and the best by logged validation PSNR remain (the same step in
-    this run; the choice itself is checked by hand below); a file it did not write stays.
-    Resuming then continues from the newest and goes on pruning the first run's files."""
+    this run; the choice itself is checked by hand below). Resuming then continues from the
+    newest and goes on pruning the first run's files; a file neither run wrote stays."""
     checkpoints = tmp_path / "ckpt"
-    checkpoints.mkdir()
-    foreign = checkpoints / "epoch_0_step_0_psnr_99.0.pt"
-    foreign.write_bytes(b"not ours")
     phase1(vimeo, tmp_path / "run", checkpoints, "--val_every", "1")
     psnr = read_scalars(tmp_path / "run" / "runs", "val/psnr")
     assert sorted(psnr) == [1, 2, 3, 4]
     best = max(sorted(psnr), key=lambda step: (psnr[step], -step))
-    steps = {int(path.name.split("_step_")[1].split("_")[0])
-             for path in checkpoints.glob("*.pt") if path != foreign}
-    assert steps == {best, 4} and foreign.read_bytes() == b"not ours"
+    steps = {int(path.name.split("_step_")[1].split("_")[0]) for path in checkpoints.glob("*.pt")}
+    assert steps == {best, 4}
+    foreign = checkpoints / "epoch_0_step_0_psnr_99.0.pt"
+    foreign.write_bytes(b"not ours")
     phase1(vimeo, tmp_path / "more", checkpoints, "--epochs", "3", "--resume",
            "--val_every", "1")
     assert sorted(read_scalars(tmp_path / "more" / "runs", "train/loss")) == [5, 6]
@@ -151,6 +151,7 @@ def test_keep_checkpoints_leaves_the_newest_and_the_best(vimeo, tmp_path):
     steps = {int(path.name.split("_step_")[1].split("_")[0])
              for path in checkpoints.glob("*.pt") if path != foreign}
     assert steps == {best, 6}          # the first run's checkpoints weighed too
+    assert foreign.read_bytes() == b"not ours"
 
 
 def test_keep_checkpoints_refuses_a_negative_count(vimeo, tmp_path, capsys):
@@ -212,3 +213,39 @@ def test_sigterm_stops_cleanly_and_leaves_whole_checkpoints(vimeo, tmp_path):
     assert not list(checkpoints.glob(".*.part"))
     for path in checkpoints.glob("*.pt"):
         read_checkpoint(path)
+
+
+def test_resume_with_another_batch_size_skips_no_samples(tmp_path, caplog):
+    """Stopped after 2 steps of batch 2 (4 of the epoch's 8 samples), resumed at batch 4: the
+    epoch goes on after one batch of 4 and ends with the next step, instead of counting 2
+    batches of 4 as done (all 8 samples) and skipping the other 4."""
+    vimeo = make_vimeo(tmp_path / "vimeo", train=8, test=1)
+    phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "2")
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--resume", "--batch_size", "4",
+               "--max_steps", "3")
+    assert any("had trained on 4 of its samples; it goes on after 1 batches of 4" in
+               r.getMessage() for r in caplog.records)
+    resumed = read_checkpoint(next((tmp_path / "ckpt").glob("epoch_*_step_3_*.pt")))
+    assert resumed["position"] == [1, 0] and resumed["position_samples"] == 0
+
+
+def test_a_new_run_refuses_the_folders_of_another(vimeo, tmp_path, capsys):
+    """Without --resume, a run does not mix its checkpoints or curves with an earlier run's."""
+    phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "1")
+    capsys.readouterr()
+    again = ["--phase", "1", "--vimeo_path", str(vimeo), *smoke_args(tmp_path / "first"),
+             "--model_checkpoints", str(tmp_path / "ckpt")]
+    before = sorted(p.name for p in (tmp_path / "ckpt").iterdir())
+    assert train.main(again) == 1
+    assert capsys.readouterr().err.splitlines() == [
+        f"error: --model_checkpoints {tmp_path / 'ckpt'} already holds another run's "
+        f"checkpoints ({before[0]}): continue that run with --resume, or give another folder"]
+    assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
+    assert train.main([*again, "--model_checkpoints", str(tmp_path / "new")]) == 1
+    err = capsys.readouterr().err.splitlines()
+    assert len(err) == 1 and err[0].startswith(
+        f"error: --log_dir {tmp_path / 'first' / 'runs'} already holds another run's "
+        "TensorBoard logs (events.out.tfevents."), err
+    assert not (tmp_path / "new").exists()
+

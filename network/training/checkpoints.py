@@ -36,14 +36,33 @@ def save_atomic(checkpoint: dict, path: Path) -> None:
 
 
 def writable_folder(folder: Path, flag: str) -> None:
-    """Create `folder` if needed; UserError (naming `flag`) unless files can be written in it,
-    so that a bad path fails at the start, not at the first checkpoint."""
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-    except OSError as error:
-        raise UserError(f"{flag} {folder}: cannot create it ({error.strerror})") from None
-    if not os.access(folder, os.W_OK | os.X_OK):
-        raise UserError(f"{flag} {folder}: no permission to write in it")
+    """UserError (naming `flag`) unless files can be written in `folder`, or it can be made
+    (its nearest existing ancestor is a folder one may write in), so that a bad path fails at
+    the start, not at the first checkpoint. Creates nothing: a run that stops before it
+    writes leaves no empty folders behind."""
+    existing = Path(folder)
+    while not existing.exists():
+        existing = existing.parent
+    if not existing.is_dir():
+        raise UserError(f"{flag} {folder}: {existing} is a file, not a folder")
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise UserError(f"{flag} {folder}: no permission to write in {existing}")
+
+
+def check_fresh_folders(checkpoints: Path, logs: Path) -> None:
+    """UserError when a run that does not --resume would write into another run's folders:
+    `checkpoints` holding training checkpoints (the new ones would mix with them, and --resume
+    would later pick the newest of either run) or `logs` holding TensorBoard event files (both
+    runs' curves would be drawn as one)."""
+    found = latest_checkpoint(checkpoints)
+    if found is not None:
+        raise UserError(f"--model_checkpoints {checkpoints} already holds another run's "
+                        f"checkpoints ({found.name}): continue that run with --resume, or give "
+                        "another folder")
+    events = sorted(Path(logs).glob("events.out.tfevents.*"))
+    if events:
+        raise UserError(f"--log_dir {logs} already holds another run's TensorBoard logs "
+                        f"({events[0].name}): give another folder, or remove them")
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

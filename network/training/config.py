@@ -16,6 +16,7 @@ SETTING_LIMITS = {
                     "clip_grad", "keep_checkpoints", "perceptual_weight", "style_weight")},
     "init_lr": (lambda v: v > 0, "more than 0"),
     "ema": (lambda v: 0 <= v < 1, "at least 0 and less than 1"),
+    "seed": (lambda v: 0 <= v < 2**32, "from 0 to 4294967295"),     # NumPy's seed range
 }
 
 
