@@ -22,6 +22,7 @@ from dataset.frames import read_rgb
 from network import (PRECISIONS, VARIANTS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
 from network.command_line import CommandLineParser
+from network.pretrained import PRETRAINED, resolve_checkpoint
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
 from .report import check_report_path, write_report
@@ -83,8 +84,9 @@ def benchmark_parser(description: str, *, swap_order_flag: bool = False) -> argp
     """The flags every benchmark script shares; the script adds its dataset flags."""
     parser = CommandLineParser(description=description,
                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)
-    parser.add_argument("--ckpt", type=Path, required=True,
-                        help="checkpoint (authors' training dict or a bare state_dict)")
+    parser.add_argument("--ckpt", required=True,
+                        help="checkpoint file (authors' training dict or a bare state_dict), or "
+                             f"one of {', '.join(PRETRAINED)} (downloaded once, as in the demo)")
     parser.add_argument("--model_type", choices=sorted(VARIANTS), default=None,
                         help="network variant; default: detected from the checkpoint")
     parser.add_argument("--device", default="auto",
@@ -212,12 +214,13 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
         splits = [Split(s.name, s.triplets[:args.limit], s.transform) for s in splits]
     check_files(splits, layout)
     if args.json is not None:
-        check_report_path(args.json, [args.ckpt])
+        check_report_path(args.json, [Path(args.ckpt)])
     options = RunOptions(tta=args.TTA, swap_order=getattr(args, "TTA_swaporder", False),
                          precision=args.precision)
 
     device = select_device(args.device)
     keep_freed_memory()
+    args.ckpt = resolve_checkpoint(args.ckpt)
     model = load_network(args.ckpt, variant=args.model_type, device=device)
     if protocol.global_motion and not model.global_motion:
         logger.warning("%s was trained without the global-motion branch (train.py phase 1); "

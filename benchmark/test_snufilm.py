@@ -19,7 +19,7 @@ LAYOUT = ("--path LISTS with LISTS/test-<mode>.txt, lines 'I0 GT I1' of paths st
 def parse_modes(text: str) -> list[str]:
     modes = [mode.strip() for mode in text.split(",") if mode.strip()]
     unknown = [mode for mode in modes if mode not in MODES]
-    if unknown or not modes:
+    if unknown or not modes or len(set(modes)) < len(modes):
         raise argparse.ArgumentTypeError(f"modes are a comma-separated subset of {','.join(MODES)}, "
                                          f"got {text!r}")
     return modes

@@ -45,7 +45,7 @@ RESOLUTIONS = {"2k": resize_2k, "4k": crop_4k}
 
 def parse_resolutions(text: str) -> list[str]:
     names = [name.strip() for name in text.split(",") if name.strip()]
-    if not names or any(name not in RESOLUTIONS for name in names):
+    if not names or any(name not in RESOLUTIONS for name in names) or len(set(names)) < len(names):
         raise argparse.ArgumentTypeError(f"resolutions are a comma-separated subset of "
                                          f"{','.join(RESOLUTIONS)}, got {text!r}")
     return names

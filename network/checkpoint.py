@@ -128,7 +128,10 @@ def load_network(path: str | Path, variant: str | None = None, device: str | tor
         device = select_device(device)
     checkpoint = read_checkpoint(path)
     state_dict = _weights(checkpoint, path)
-    detected = detect_variant(state_dict)
+    try:
+        detected = detect_variant(state_dict)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
     if variant is not None and variant != detected:
         raise CheckpointError(f"{path} holds {detected} weights, not {variant}")
     if global_motion is None:

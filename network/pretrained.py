@@ -46,29 +46,32 @@ def cache_dir() -> Path:
     return Path(configured).expanduser() if configured else Path.home() / ".cache" / "atm-vfi"
 
 
-def resolve_checkpoint(name_or_path: str | Path) -> Path:
+def resolve_checkpoint(name_or_path: str | Path, flag: str = "--ckpt") -> Path:
     """Turn `base` / `lite` / `pct` or a file path into the path of an existing file.
 
     A name is looked up in `cache_dir()` and downloaded there when missing; nothing touches
     the network when the file is present. Raises UserError for a missing path or a failed
-    download. (A file literally called `base` in the working directory is `./base`.)
+    download, naming `flag` (the command's option) where it says what to pass instead. (A file
+    literally called `base` in the working directory is `./base`.)
     """
     if isinstance(name_or_path, str) and name_or_path in PRETRAINED:
-        return _cached_or_downloaded(name_or_path, cache_dir())
+        return _cached_or_downloaded(name_or_path, cache_dir(), flag)
     path = Path(name_or_path).expanduser()
+    if path.is_dir():
+        raise UserError(f"{flag} {path} is a folder; give a checkpoint file in it")
     if not path.is_file():
         names = ", ".join(PRETRAINED)
         raise UserError(f"checkpoint not found: {path} (give a file or one of: {names})")
     return path
 
 
-def _manual_steps(name: str, target: Path) -> str:
+def _manual_steps(name: str, target: Path, flag: str) -> str:
     entry = PRETRAINED[name]
     return (f"download {entry.url} in a browser and save it as {target}, "
-            f"or pass --ckpt /path/to/{entry.file_name}")
+            f"or pass {flag} /path/to/{entry.file_name}")
 
 
-def _cached_or_downloaded(name: str, cache: Path) -> Path:
+def _cached_or_downloaded(name: str, cache: Path, flag: str) -> Path:
     target = cache / PRETRAINED[name].file_name
     if target.is_file():
         return target
@@ -83,7 +86,7 @@ def _cached_or_downloaded(name: str, cache: Path) -> Path:
             os.replace(downloaded, target)
     except UserError as error:
         raise UserError(f"could not download the '{name}' checkpoint ({error}); "
-                        f"{_manual_steps(name, target)}") from None
+                        f"{_manual_steps(name, target, flag)}") from None
     return target
 
 

@@ -127,13 +127,14 @@ def test_snufilm_list_naming_a_missing_frame_and_a_malformed_line(tmp_path, caps
     assert f"{lists / 'test-hard.txt'}:1" in error_line(capsys)
 
 
-def test_unknown_mode_is_a_usage_error(tmp_path, capsys):
+@pytest.mark.parametrize("modes", ["easy,insane", "hard,hard"])
+def test_unknown_or_repeated_mode_is_a_usage_error(tmp_path, capsys, modes):
     with pytest.raises(SystemExit) as exit_info:
         test_snufilm.main(["--path", str(tmp_path), "--img_data_path", str(tmp_path),
-                           "--modes", "easy,insane", "--ckpt", "x.pt"])
+                           "--modes", modes, "--ckpt", "x.pt"])
     assert exit_info.value.code == 1
     assert capsys.readouterr().err == ("error: argument --modes: modes are a comma-separated subset "
-                                       "of easy,medium,hard,extreme, got 'easy,insane' (see --help)\n")
+                                       f"of easy,medium,hard,extreme, got '{modes}' (see --help)\n")
 
 
 def test_missing_checkpoint_and_json_folder_fail_with_one_line(tmp_path, lite_ckpt, capsys):
