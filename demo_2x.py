@@ -17,7 +17,7 @@ from pathlib import Path
 
 from network import (PRECISIONS, VARIANTS, UserError, compile_network, keep_freed_memory,
                      load_model_checkpoint, load_network, select_device)
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, log_to_console
 from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
                                 interpolate_folder, interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
@@ -46,14 +46,14 @@ def build_parser() -> argparse.ArgumentParser:
     source.add_argument("--frames_dir", type=Path,
                         help="a folder of frames, interpolated in file-name order")
     parser.add_argument("--out", type=Path, default=None,
-                        help="output image (frames), .mp4/.mov/.mkv/.webm file or - for a "
+                        help="output image (frames), .mp4/.m4v/.mov/.mkv/.webm file or - for a "
                              "yuv4mpegpipe stream on stdout (video), or folder (frames_dir); "
                              "when left out: next to the input, e.g. in_2x.mp4")
 
     model = parser.add_argument_group("model")
     model.add_argument("--ckpt", default="base",
                        help=f"checkpoint file, or one of {', '.join(PRETRAINED)} "
-                            "(downloaded once to ~/.cache/atm-vfi/)")
+                            "(downloaded once to $ATM_VFI_CACHE, else ~/.cache/atm-vfi/)")
     model.add_argument("--model_type", choices=sorted(VARIANTS), default=None,
                        help="network variant; when left out: detected from the checkpoint")
     model.add_argument("--global_off", action="store_true",
@@ -112,7 +112,7 @@ def _within(kind: type, low: float, high: float | None = None):
             value = kind(text)
         except ValueError:
             raise argparse.ArgumentTypeError(f"not a number: {text!r}") from None
-        if value < low or (high is not None and value > high):
+        if not (low <= value and (high is None or value <= high)):   # NaN included
             limits = f"between {low} and {high}" if high is not None else f"at least {low}"
             raise argparse.ArgumentTypeError(f"must be {limits}, got {text}")
         return value
@@ -216,8 +216,7 @@ def _run(args: argparse.Namespace) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     # With --out - stdout carries the video, so every message goes to stderr.
-    logging.basicConfig(level=logging.INFO, format="%(message)s",
-                        stream=sys.stderr if args.out == PIPE else sys.stdout)
+    log_to_console(info_stream=sys.stderr if args.out == PIPE else sys.stdout)
     keep_freed_memory()             # large frames: no page faults for every new tensor
     try:
         with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: no partial output

@@ -259,7 +259,7 @@ def test_a_mismatched_frame_leaves_no_output_folder(tmp_path, run, capsys):
 @pytest.mark.parametrize("argv", [["--multi", 3], ["--fps", "fast"], ["--fps", "0"],
                                   ["--multi", 4, "--fps", 60], ["--crf", 60], ["--batch", 0],
                                   ["--max_frames", 1], ["--scene_threshold", 2],
-                                  ["--scene_threshold", -1]])
+                                  ["--scene_threshold", -1], ["--scene_threshold", "nan"]])
 def test_bad_flag_values_are_one_line_and_exit_1(run, argv, capsys):
     with pytest.raises(SystemExit) as exit_info:
         run("--video", carphone(), *argv)
@@ -286,6 +286,33 @@ def test_y4m_pipe_between_two_real_processes(tmp_path, lite_ckpt):
     # 4 frames at 25 fps -> 8 at 50 fps (y4m: frame k at k/50 s) -> 16 at 100 fps.
     assert facts["times"] == [Fraction(k, 100) for k in range(16)]
     assert facts["average_rate"] == 100
+
+
+def test_a_reader_closing_the_pipe_early_is_one_line(lite_ckpt):
+    """`--out - | head -c 100` (or an ffmpeg that fails): one error line, exit 1, no traceback.
+    The 8 output frames of 176x144 (300 KB) overflow the pipe's buffer, so writing meets the
+    closed end."""
+    demo = [sys.executable, str(Path(demo_2x.__file__)), "--video", str(carphone()), "--out", "-",
+            "--max_frames", "4", "--ckpt", str(lite_ckpt), "--device", "cpu", "--global_off",
+            "--no_progress"]
+    process = subprocess.Popen(demo, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    assert process.stdout.buffer.read(100).startswith(b"YUV4MPEG2 ")
+    process.stdout.close()
+    err = process.stderr.read()
+    assert process.wait(timeout=120) == 1
+    assert err.strip().splitlines()[-1] == ("error: the program reading the y4m stream closed it "
+                                            "before the end (broken pipe)"), err
+    assert "Traceback" not in err and "Exception ignored" not in err
+
+
+def test_warnings_go_to_stderr_and_progress_to_stdout():
+    """How the demo logs: a user who sends stdout to a file still sees the warnings."""
+    script = ("import logging; from network.command_line import log_to_console; "
+              "log_to_console(); log = logging.getLogger('demo_2x'); log.info('wrote x.mp4'); "
+              "log.warning('leaving out audio stream #1'); log.debug('hidden')")
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            cwd=Path(demo_2x.__file__).parent, check=True)
+    assert (result.stdout, result.stderr) == ("wrote x.mp4\n", "leaving out audio stream #1\n")
 
 
 def test_pipe_argument_mistakes_are_one_line_errors(tmp_path, run, capsys):

@@ -6,6 +6,7 @@ audio: frame k is shown at k / rate, both directions convert with the untagged d
 (BT.601) so pixels round-trip, and streams other than the video are left out with a warning.
 Nothing is ever written to the stream but the video itself.
 """
+import contextlib
 import logging
 from collections.abc import Callable, Iterable, Iterator
 from fractions import Fraction
@@ -24,6 +25,8 @@ log = logging.getLogger(__name__)
 Y4M_FORMAT = "yuv4mpegpipe"
 # FFmpeg calls every depth above 8 bits non-standard y4m, but writes and reads it (C420p10 ...).
 ALLOW_DEEP = {"strict": "-1"}
+# What a y4m stream to stdout meets when the program reading it exits early.
+PIPE_CLOSED = "the program reading the y4m stream closed it before the end (broken pipe)"
 
 
 class Y4MReader:
@@ -124,6 +127,8 @@ class Y4MWriter:
         frame.pts = self.frames_written
         try:
             self.container.mux(self.stream.encode(frame))
+        except BrokenPipeError:
+            raise UserError(PIPE_CLOSED) from None
         except av.FFmpegError as error:
             raise UserError(f"cannot write the y4m stream ({error.strerror or error})") from None
         self.frames_written += 1
@@ -143,9 +148,12 @@ class Y4MWriter:
 
     def close(self) -> None:
         """Finish the stream and flush the file object (left open)."""
-        self.container.mux(self.stream.encode(None))
-        self.container.close()
-        self.output.flush()
+        try:
+            self.container.mux(self.stream.encode(None))
+            self.container.close()
+            self.output.flush()
+        except BrokenPipeError:
+            raise UserError(PIPE_CLOSED) from None
 
     def __enter__(self) -> "Y4MWriter":
         return self
@@ -153,5 +161,6 @@ class Y4MWriter:
     def __exit__(self, exc_type, exc, traceback) -> None:
         if exc_type is None:
             self.close()
-        else:
-            self.container.close()
+        else:   # the error in flight is the one to report, not a closed pipe's on the way out
+            with contextlib.suppress(av.FFmpegError, OSError):
+                self.container.close()
