@@ -142,10 +142,15 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
             yield from (("packet", p.stream.index, p) for p in packets)
 
         def write(item):
-            """Runs behind in a thread: muxes packets, encodes (time, output, input) frames."""
+            """Runs behind in a thread: muxes packets, encodes (time, output, input) frames,
+            and takes when the last frame ends."""
             if item[0] == "packet":
                 for writer in writers:
                     writer.copy_packet(item[2], item[1])
+                return
+            if item[0] == "end":
+                for writer in writers:
+                    writer.ends_at(item[1])
                 return
             _, time, image, source = item
             writers[0].write(image, time)
@@ -170,6 +175,8 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
         for frame, image, source in interpolator.outputs(frames(), timeline):
             output.put(("frame", frame.time, image, source))
             result.frames_out += 1
+        if fps is None and interpolator.end is not None:   # --fps: every frame lasts 1 / fps
+            output.put(("end", interpolator.end))
         if result.frames_in < 2:
             raise UserError(f"{label} has {result.frames_in} video frame(s); "
                             "interpolation needs at least 2")

@@ -167,6 +167,7 @@ class Interpolator:
         self.scene_threshold, self.batch = scene_threshold, batch
         self.device = model_device(model)
         self.scene_cuts: list[int] = []  # i for each input pair (i, i+1) treated as a cut
+        self.end: Fraction | None = None  # when the held last input frame ends, seconds
 
     def _tensor(self, rgb: np.ndarray) -> Tensor:
         """[H, W, 3] float -> [1, 3, H, W] on the model's device."""
@@ -251,10 +252,11 @@ class Interpolator:
         timeline: `MultiTimeline` or `RateTimeline` (default: MultiTimeline(multi)).
         hold: show the last input frame for its duration (its own, else the interval
         before it), as the timeline lays out; otherwise it is output once, at its time.
-        Only `batch` + 1 input frames are held at a time.
+        Only `batch` + 1 input frames are held at a time. Afterwards `scene_cuts` lists the
+        pairs treated as cuts and `end` is when the held last frame ends.
         """
         timeline = timeline or MultiTimeline(self.multi)
-        self.scene_cuts = []
+        self.scene_cuts, self.end = [], None
         pending, previous, index = [], None, -1
         for index, frame in enumerate(frames):
             if previous is not None:
@@ -273,7 +275,8 @@ class Interpolator:
         duration = previous.duration or (previous.time - before.time if before else None)
         if not duration:
             raise UserError("the input has 1 video frame; interpolation needs at least 2")
-        for output in timeline.hold(index, previous.time, previous.time + duration):
+        self.end = previous.time + duration
+        for output in timeline.hold(index, previous.time, self.end):
             yield output, previous.image, previous.image
 
 

@@ -67,6 +67,16 @@ def test_odd_size_is_padded_to_even_by_edge_replication(tmp_path):
         writer.write(frame)
         writer.write(frame)
     assert video_stream_facts(out)["size"] == (8, 6)
+    # Only subsampled chroma needs it: 4:2:2 an even width, 4:4:4 nothing.
+    for name, codec, pix_fmt, size in (("odd422.mov", "prores", "yuv422p10le", (8, 5)),
+                                       ("odd444.mkv", "ffv1", "yuv444p", (7, 5)),
+                                       ("odd444.mp4", "h264", "yuv444p", (7, 5))):
+        with VideoWriter(tmp_path / name, (7, 5), NTSC, codec=codec, pix_fmt=pix_fmt) as writer:
+            writer.write(frame)
+            writer.write(frame)
+        assert video_stream_facts(tmp_path / name)["size"] == size, name
+    kept = decoded_frames(tmp_path / "odd444.mkv")[0]       # lossless but for the YUV rounding
+    assert kept.shape == (5, 7, 3) and np.abs(kept.astype(int) - frame).max() <= 2
 
 
 def test_display_rotation_is_carried_over(tmp_path):

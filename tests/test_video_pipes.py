@@ -118,7 +118,8 @@ def test_reader_takes_rate_size_depth_and_times_from_the_header():
 
 
 def test_reader_rejects_a_stream_that_is_not_y4m():
-    with pytest.raises(UserError, match="yuv4mpegpipe"):
+    with pytest.raises(UserError, match="cannot read stdin as a yuv4mpegpipe stream, which "
+                                        "starts with a YUV4MPEG2 header"):
         Y4MReader(io.BytesIO(b"RIFF this is no video"))
 
 

@@ -107,6 +107,7 @@ def test_vfr_multi_puts_each_new_frame_halfway_between_true_times(tmp_path, run)
         expected += [start, (start + stop) / 2]  # the last frame is held for its duration
     facts = video_stream_facts(out)
     assert facts["times"] == expected and facts["frames"] == 10
+    assert input_times(out)[1] == end  # the last new frame lasts until the input's end
     result, source = decoded_frames(out), decoded_frames(clip)
     for i in range(5):
         assert mean_abs(result[2 * i], source[i]) < 1.0
@@ -152,6 +153,20 @@ def test_ntsc_decimal_rate_is_the_exact_fraction(tmp_path, run):
     facts = video_stream_facts(out)
     assert facts["average_rate"] == facts["guessed_rate"] == F(60000, 1001)
     assert facts["times"] == [F(1001 * k, 60000) for k in range(8)]  # 3/(24000/1001) s = 7.5
+
+
+def test_constant_rate_matroska_keeps_its_exact_rate(tmp_path, run):
+    """Matroska stores whole milliseconds: 29.97 fps frames at 0, 33, 67, 100 ms. Each within
+    half a millisecond of k * 1001/30000 s is read as that, so --multi 2 gives exactly
+    60000/1001 fps, not frames at 16.5, 50, 83.5 ms (an average of 240000/3997)."""
+    clip = tmp_path / "ntsc.mkv"
+    write_clip(clip, moving_square(4), F(30000, 1001))
+    assert input_times(clip)[0] == [0, F(33, 1000), F(67, 1000), F(100, 1000)]
+    out = tmp_path / "ntsc_2x.mp4"
+    assert run("--video", clip, "--out", out) == 0
+    facts = video_stream_facts(out)
+    assert facts["times"] == [F(1001 * k, 60000) for k in range(8)]
+    assert facts["average_rate"] == F(60000, 1001)
 
 
 def test_streams_starting_apart_are_shifted_together_to_zero(tmp_path, run):

@@ -35,7 +35,8 @@ class VideoInfo:
 class TimedFrame(NamedTuple):
     """A decoded frame and the moment it is shown."""
     image: np.ndarray  # [H, W, 3] RGB: uint8, or uint16 on the full 0..65535 scale (> 8-bit)
-    time: Fraction  # presentation time in seconds, exact: pts * time_base of the stream
+    time: Fraction  # presentation time in seconds, exact: pts * time_base of the stream, or the
+    # nominal frame grid's time where that is within half a tick (VideoReader._on_grid)
     duration: Fraction | None = None  # seconds it is shown, when the container says
 
 
@@ -119,6 +120,7 @@ class VideoReader:
         self.display_matrix: tuple[int, ...] | None = None  # of the first frame, once decoded
         self.colour: StreamColour | None = None  # of the first frame, once decoded
         self._last_time: Fraction | None = None
+        self._origin: Fraction | None = None  # time of the first good frame: the grid's start
 
     def _warn(self, message: str, *args) -> None:
         if self.warn:
@@ -133,7 +135,8 @@ class VideoReader:
                        _seconds(_packet_time(packet)), error.strerror or error)
             return
         for frame in frames:
-            time = self._time(frame)
+            stamp_time = self._time(frame)
+            time = self._on_grid(stamp_time, self.video.time_base / 2)
             if frame.is_corrupt:
                 self._warn("skipped a damaged video frame at %s", _seconds(time))
                 continue
@@ -144,8 +147,13 @@ class VideoReader:
             if self.colour is None:
                 self.colour = StreamColour.of_frame(frame)
                 self.display_matrix = _display_matrix(frame)
+                self._origin = time
             self._last_time = time
-            duration = frame.duration * self.video.time_base if frame.duration else None
+            duration = None
+            if frame.duration:
+                # start and duration are rounded each: the end may be off by a whole tick
+                end = stamp_time + frame.duration * self.video.time_base
+                duration = self._on_grid(end, self.video.time_base) - time
             yield TimedFrame(frame_to_rgb(frame), time, duration)
 
     def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
@@ -188,6 +196,17 @@ class VideoReader:
         if stamp is not None:
             return Fraction(stamp) * self.video.time_base
         return Fraction(0) if self._last_time is None else self._last_time + 1 / self.rate
+
+    def _on_grid(self, time: Fraction, tolerance: Fraction) -> Fraction:
+        """`time` moved onto the nominal grid (the first frame's time + k / rate) when it is
+        within `tolerance` of it, so that a constant-rate video in a container of coarse ticks
+        keeps its exact rate (Matroska stores whole milliseconds: 1/30 s as 33 ms, 2/30 s as
+        67); other times, and a move that would not come after the previous frame, stay."""
+        if self._origin is None:
+            return time
+        slot = self._origin + Fraction(round((time - self._origin) * self.rate)) / self.rate
+        near = abs(time - slot) <= tolerance
+        return slot if near and (self._last_time is None or slot > self._last_time) else time
 
     def close(self) -> None:
         self.container.close()

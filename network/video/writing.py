@@ -27,12 +27,23 @@ MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 AVCOL_TRC_HDR = (16, 18)  # SMPTE 2084 (PQ), ARIB STD-B67 (HLG)
 
 
-def pad_to_even(frame: np.ndarray) -> np.ndarray:
-    """[H, W, C] -> [H + H % 2, W + W % 2, C], repeating the last row / column."""
+def chroma_subsampling(pix_fmt: str) -> tuple[int, int]:
+    """(horizontal, vertical) chroma subsampling of a pixel format: (2, 2) for 4:2:0, (2, 1)
+    for 4:2:2, (1, 1) for 4:4:4, RGB and grey."""
+    components = av.VideoFormat(pix_fmt, 2, 2).components
+    if len(components) < 3:
+        return 1, 1
+    return 2 // components[1].width, 2 // components[1].height
+
+
+def pad_to_even(frame: np.ndarray, columns: bool = True, rows: bool = True) -> np.ndarray:
+    """[H, W, C] -> [H + H % 2, W + W % 2, C] (only where `rows` / `columns`), repeating the
+    last row / column."""
     height, width = frame.shape[:2]
-    if height % 2 == 0 and width % 2 == 0:
+    extra_rows, extra_columns = height % 2 * rows, width % 2 * columns
+    if not (extra_rows or extra_columns):
         return frame
-    return np.pad(frame, ((0, height % 2), (0, width % 2), (0, 0)), mode="edge")
+    return np.pad(frame, ((0, extra_rows), (0, extra_columns), (0, 0)), mode="edge")
 
 
 def nearest(ticks: Fraction) -> int:
@@ -112,6 +123,10 @@ class VideoWriter:
     crf, preset: see `encoder_options`.
     copy_from: audio/subtitle streams of the input whose packets `copy_packet` receives;
         a stream the container cannot hold is left out with a warning.
+
+    Each frame lasts until the next one; the last one until the time given to `ends_at`
+    (else 1 / rate), so that a variable-rate output lasts as long as its input. Encoding
+    therefore runs one frame behind `write`.
     """
 
     def __init__(self, path: Path, size: tuple[int, int], rate: Fraction, *,
@@ -146,13 +161,20 @@ class VideoWriter:
             raise
         self.frames_written = 0
         self._last_pts: int | None = None
+        self._held: av.VideoFrame | None = None     # the last frame written, not yet encoded
+        self._durations: dict[int, int] = {}        # pts -> duration, both in time_base ticks
+        self._end_pts: int | None = None
 
     def _add_video_stream(self, codec, size, crf, preset, display_matrix, container_format):
         if codec == "av1":   # SVT-AV1 prints its settings on stderr unless told errors only
             os.environ.setdefault("SVT_LOG", "1")
         self.stream = self.container.add_stream(ENCODERS[codec], rate=self.rate)
         width, height = size
-        self.stream.width, self.stream.height = width + width % 2, height + height % 2
+        # subsampled chroma needs an even size: an odd one gets a repeated column or row
+        self._even_columns, self._even_rows = (
+            step == 2 for step in chroma_subsampling(self.pix_fmt))
+        self.stream.width = width + width % 2 * self._even_columns
+        self.stream.height = height + height % 2 * self._even_rows
         self.stream.pix_fmt = self.pix_fmt
         self.stream.codec_context.time_base = self.time_base
         self.stream.time_base = self.time_base
@@ -200,11 +222,28 @@ class VideoWriter:
         pts = nearest((time - self.time_offset) / self.time_base)
         if self._last_pts is not None and pts <= self._last_pts:
             raise ValueError(f"frame time {time} s is not after the previous frame's")
-        frame = rgb_to_frame(pad_to_even(image), self.pix_fmt, self.colour)
+        frame = rgb_to_frame(pad_to_even(image, self._even_columns, self._even_rows),
+                             self.pix_fmt, self.colour)
         frame.pts, frame.time_base = pts, self.time_base
-        self.container.mux(self.stream.encode(frame))
-        self._last_pts = pts
+        if self._held is not None:
+            self._encode(self._held, pts - self._held.pts)
+        self._held, self._last_pts = frame, pts
         self.frames_written += 1
+
+    def ends_at(self, time: Fraction) -> None:
+        """Show the last frame written until `time` seconds (on the same clock as `write`'s
+        times)."""
+        self._end_pts = nearest((time - self.time_offset) / self.time_base)
+
+    def _encode(self, frame: av.VideoFrame | None, duration: int = 0) -> None:
+        """Encode `frame` (None: flush the encoder) and mux what comes out, each packet with
+        the duration of its frame (encoders do not pass it on)."""
+        if frame is not None:
+            self._durations[frame.pts] = duration
+        for packet in self.stream.encode(frame):
+            if packet.pts is not None:
+                packet.duration = self._durations.pop(packet.pts, packet.duration)
+            self.container.mux(packet)
 
     def copy_packet(self, packet: av.Packet, source_index: int) -> None:
         """Mux a packet of the `copy_from` stream with index `source_index`: same bytes, its
@@ -230,7 +269,11 @@ class VideoWriter:
             self._discard()
             raise UserError(f"no video frames to write to {self.path}")
         try:
-            self.container.mux(self.stream.encode(None))
+            nominal = nearest(1 / (self.rate * self.time_base))
+            end = self._end_pts if self._end_pts and self._end_pts > self._last_pts \
+                else self._last_pts + max(nominal, 1)
+            self._encode(self._held, end - self._last_pts)
+            self._encode(None)
             self.container.close()
             os.replace(self.partial, self.path)
         except BaseException:

@@ -42,8 +42,9 @@ class Y4MReader:
         try:
             self.container = av.open(stream, "r", format=Y4M_FORMAT)
         except av.FFmpegError as error:
-            raise UserError(f"cannot read {name} as a yuv4mpegpipe stream "
-                            f"({error.strerror or error})") from None
+            raise UserError(f"cannot read {name} as a yuv4mpegpipe stream, which starts with "
+                            "a YUV4MPEG2 header (e.g. from ffmpeg -i IN -f yuv4mpegpipe -; "
+                            f"FFmpeg says: {error.strerror or error})") from None
         self.video = self.container.streams.video[0]
         cc = self.video.codec_context
         self.width, self.height = cc.width, cc.height
@@ -142,6 +143,9 @@ class Y4MWriter:
             log.warning("y4m output is constant-rate: a frame meant for %.3f s is shown at "
                         "%.3f s (later frames may shift too)", float(time - self._first_time),
                         float(slot - self._first_time))
+
+    def ends_at(self, time: Fraction) -> None:
+        """Nothing to do: in y4m every frame lasts 1 / rate."""
 
     def copy_packet(self, packet: av.Packet, source_index: int) -> None:
         """Nothing to do: y4m holds video only (the streams were named in a warning)."""
