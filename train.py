@@ -19,7 +19,7 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, log_to_console
 from network.interruption import interruption_code, interruption_status, terminate_as_interrupt
 from network.pretrained import resolve_checkpoint
 from network.training import Distributed, TrainConfig, check_settings, latest_checkpoint
@@ -179,8 +179,7 @@ def run_cli(argv: list[str] | None, description: str, phases: dict[int, dict],
     that met it, naming it; a process whose peers stopped exits without a traceback of its own."""
     args = parse_phase_args(argv, description, phases, add_arguments)
     distributed = Distributed.from_env()
-    logging.basicConfig(level=logging.INFO if distributed.is_main else logging.ERROR,
-                        format="%(message)s")
+    log_to_console(logging.INFO if distributed.is_main else logging.ERROR, sys.stderr)
     keep_freed_memory()   # no page faults for every step's activations (lite: ~1,200 per step)
     try:
         with terminate_as_interrupt():   # SIGTERM unwinds like Ctrl-C: no half-written files

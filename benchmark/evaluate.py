@@ -21,7 +21,7 @@ from tqdm import tqdm
 from dataset.frames import read_rgb
 from network import (PRECISIONS, VARIANTS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, log_to_console
 from network.pretrained import PRETRAINED, resolve_checkpoint
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
@@ -256,7 +256,7 @@ def benchmark_main(parser: argparse.ArgumentParser, protocol: Protocol, build_sp
     """Entry point of a benchmark script: parse argv, run, exit status 0; a user's mistake is
     printed as one line on stderr with exit status 1."""
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log_to_console(info_stream=sys.stderr)
     try:
         run_benchmark(args, protocol, build_splits, layout)
     except UserError as error:

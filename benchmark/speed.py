@@ -176,7 +176,7 @@ def table_line(label: str, row: dict) -> str:
     line = (f"{label:7} {size[0]:>4}x{size[1]:<5} {row['precision']:>5} "
             f"{row['latency_s']:10.3f} {row['frames_per_s']:9.2f} "
             f"{row['peak_memory_gib']:9.2f} {row['gflop']:8.1f} "
-            f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.2f}")
+            f"{row['gflops_achieved']:8.1f} {row['fraction_of_conv_peak']:12.0%}")
     if "first_call_s" in row:
         line += f"   first call (compiling) {row['first_call_s']:.1f} s"
     return line

@@ -34,7 +34,7 @@ from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import forward_gflop, peak_memory_gib, synchronize
 from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, select_device
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, log_to_console
 from network.runtime import cpu_has_native
 from network.training import TrainConfig, share_cores, usable_cores
 from train import parse_phase_args
@@ -146,7 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    log_to_console(info_stream=sys.stderr)
     try:
         if args.crop <= 0 or args.crop % 8:
             raise UserError(f"--crop {args.crop} is not a positive multiple of 8")

@@ -15,12 +15,21 @@ class CommandLineParser(argparse.ArgumentParser):
         self.exit(1, f"error: {message} (see --help)\n")
 
 
+class LevelPrefix(logging.Formatter):
+    """`warning: message` (the level's name in lower case, as the tools print `error: …`)."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{record.levelname.lower()}: {record.getMessage()}"
+
+
 def log_to_console(level: int = logging.INFO, info_stream: TextIO | None = None) -> None:
-    """Log bare messages: those below WARNING to `info_stream` (None: stdout), warnings and
-    errors to stderr, so that a user who redirects stdout (or pipes video through it) still
-    sees them. Like logging.basicConfig, does nothing when the root logger has handlers."""
+    """Log messages below WARNING as they are to `info_stream` (None: stdout), and warnings
+    to stderr as `warning: …`, so that a user who redirects stdout (or pipes video through it)
+    still sees them. Like logging.basicConfig, does nothing when the root logger has
+    handlers."""
     info = logging.StreamHandler(info_stream or sys.stdout)
     info.addFilter(lambda record: record.levelno < logging.WARNING)
     warnings = logging.StreamHandler(sys.stderr)
     warnings.setLevel(logging.WARNING)
+    warnings.setFormatter(LevelPrefix())
     logging.basicConfig(level=level, format="%(message)s", handlers=[info, warnings])

@@ -89,7 +89,7 @@ def autocast(device: torch.device, precision: str = "fp32") -> contextlib.Abstra
 @functools.cache
 def _warn_emulated(precision: str) -> None:
     """Logged once per process."""
-    log.warning("warning: this CPU has no %s instructions, so %s runs emulated, slower than "
+    log.warning("this CPU has no %s instructions, so %s runs emulated, slower than "
                 "fp32", precision, precision)
 
 

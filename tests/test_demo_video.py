@@ -312,7 +312,8 @@ def test_warnings_go_to_stderr_and_progress_to_stdout():
               "log.warning('leaving out audio stream #1'); log.debug('hidden')")
     result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                             cwd=Path(demo_2x.__file__).parent, check=True)
-    assert (result.stdout, result.stderr) == ("wrote x.mp4\n", "leaving out audio stream #1\n")
+    assert (result.stdout, result.stderr) == ("wrote x.mp4\n",
+                                              "warning: leaving out audio stream #1\n")
 
 
 def test_pipe_argument_mistakes_are_one_line_errors(tmp_path, run, capsys):

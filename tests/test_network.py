@@ -305,7 +305,7 @@ def test_low_precision_on_a_cpu_without_it_warns_once(monkeypatch, caplog):
         autocast(cpu, "bf16")
         autocast(cpu, "bf16")
         assert [r.getMessage() for r in caplog.records] == [
-            "warning: this CPU has no bf16 instructions, so bf16 runs emulated, slower than fp32"]
+            "this CPU has no bf16 instructions, so bf16 runs emulated, slower than fp32"]
         caplog.clear()
         _warn_emulated.cache_clear()
         monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True)
