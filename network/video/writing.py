@@ -269,10 +269,10 @@ class VideoWriter:
             self._discard()
             raise UserError(f"no video frames to write to {self.path}")
         try:
-            nominal = nearest(1 / (self.rate * self.time_base))
-            end = self._end_pts if self._end_pts and self._end_pts > self._last_pts \
-                else self._last_pts + max(nominal, 1)
-            self._encode(self._held, end - self._last_pts)
+            duration = max(nearest(1 / (self.rate * self.time_base)), 1)   # 1 / rate
+            if self._end_pts is not None and self._end_pts > self._last_pts:
+                duration = self._end_pts - self._last_pts
+            self._encode(self._held, duration)
             self._encode(None)
             self.container.close()
             os.replace(self.partial, self.path)
