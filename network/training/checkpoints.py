@@ -41,10 +41,11 @@ def writable_folder(folder: Path, flag: str) -> None:
     the start, not at the first checkpoint. Creates nothing: a run that stops before it
     writes leaves no empty folders behind."""
     existing = Path(folder)
-    while not existing.exists():
+    while not existing.exists() and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():
-        raise UserError(f"{flag} {folder}: {existing} is a file, not a folder")
+    if not existing.is_dir():     # a file; or nothing at all (a deleted working directory)
+        what = "is a file, not a folder" if existing.exists() else "does not exist"
+        raise UserError(f"{flag} {folder}: {existing} {what}")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {folder}: no permission to write in {existing}")
 
