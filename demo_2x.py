@@ -200,8 +200,12 @@ def _run(args: argparse.Namespace) -> None:
                                    codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf,
                                    combine=args.combine_video, max_frames=args.max_frames,
                                    progress=not args.no_progress)
-        log.info("wrote %s: %d frames at %s fps (%.3f)", args.out, result.frames_out,
-                 result.rate, float(result.rate))
+        if result.variable_rate:
+            log.info("wrote %s: %d frames, at the input's variable rate with %d per input "
+                     "frame", args.out, result.frames_out, args.multi)
+        else:
+            log.info("wrote %s: %d frames at %s fps (%.3f)", args.out, result.frames_out,
+                     result.rate, float(result.rate))
         if args.combine_video:
             log.info("wrote %s", comparison_path(args.out))
     else:

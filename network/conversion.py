@@ -33,6 +33,7 @@ class StreamResult:
     frames_in: int = 0
     frames_out: int = 0
     rate: Fraction | None = None  # nominal output frames per second (videos only)
+    variable_rate: bool = False  # videos: output frames not all 1 / rate apart
     scene_cuts: list[int] = field(default_factory=list)  # i of each input pair (i, i+1) held
 
 
@@ -172,9 +173,13 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
                 else:
                     output.put(item)
 
+        previous = None
         for frame, image, source in interpolator.outputs(frames(), timeline):
             output.put(("frame", frame.time, image, source))
             result.frames_out += 1
+            if previous is not None and frame.time - previous != 1 / rate:
+                result.variable_rate = True
+            previous = frame.time
         if fps is None and interpolator.end is not None:   # --fps: every frame lasts 1 / fps
             output.put(("end", interpolator.end))
         if result.frames_in < 2:

@@ -2,6 +2,7 @@
 durations, streams that start apart, damaged input. Lite stand-in weights, tiny frames.
 
 Every expected time is worked out from the input's own timestamps (read back with PyAV)."""
+import logging
 from fractions import Fraction
 from pathlib import Path
 
@@ -95,13 +96,16 @@ def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(float) - b).mean())
 
 
-def test_vfr_multi_puts_each_new_frame_halfway_between_true_times(tmp_path, run):
+def test_vfr_multi_puts_each_new_frame_halfway_between_true_times(tmp_path, run, caplog):
     clip = tmp_path / "vfr.mp4"
     timed_clip(clip, moving_square(5), [0, 3000, 9000, 12000, 21000])  # 33, 67, 33, 100 ms gaps
     times, end = input_times(clip)
     assert end == F(21000 + 4500) * CLOCK  # the last frame lasts 1/20 s (the nominal rate)
     out = tmp_path / "vfr_2x.mp4"
-    assert run("--video", clip, "--out", out, "--crf", 0) == 0
+    with caplog.at_level(logging.INFO, logger="demo_2x"):
+        assert run("--video", clip, "--out", out, "--crf", 0) == 0
+    assert f"wrote {out}: 10 frames, at the input's variable rate with 2 per input frame" in [
+        r.getMessage() for r in caplog.records]
     expected = []
     for start, stop in zip(times, times[1:] + [end]):
         expected += [start, (start + stop) / 2]  # the last frame is held for its duration
