@@ -11,7 +11,7 @@ from pathlib import Path
 
 from finetune_trainer import FinetuneTrainer
 from loss import PerceptualStyleLoss, load_vgg19_features
-from network.training import TrainConfig, check_settings
+from network.training import TrainConfig, check_run_folders, check_settings
 from train import (check_batching, check_data_flags, resolve_model, run_cli, vimeo_sources,
                    x4k_sources)
 
@@ -48,6 +48,7 @@ def run(args: argparse.Namespace) -> None:
     check_batching(args)
     check_batching(args, "x4k_")
     check_data_flags(args, ("vimeo", "x4k"))
+    check_run_folders(args)          # again in Trainer, for library callers
     resolve_model(args)
     perceptual = None
     if args.perceptual_weight or args.style_weight:

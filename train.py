@@ -22,7 +22,8 @@ from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed
 from network.command_line import CommandLineParser, log_to_console
 from network.interruption import interruption_code, interruption_status, terminate_as_interrupt
 from network.pretrained import resolve_checkpoint
-from network.training import Distributed, TrainConfig, check_settings, latest_checkpoint
+from network.training import (Distributed, TrainConfig, check_run_folders, check_settings,
+                              latest_checkpoint)
 from trainer import DataSource, Trainer
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,7 @@ def run(args: argparse.Namespace) -> None:
     check_settings(args)
     check_batching(args)
     check_data_flags(args, (args.dataset,))
+    check_run_folders(args)          # again in Trainer, for library callers
     resolve_model(args)
     sources = vimeo_sources if args.dataset == "vimeo" else x4k_sources
     train, val = sources(args, args.batch_size, args.crop)

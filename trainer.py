@@ -30,10 +30,10 @@ from network import (VARIANTS, CheckpointError, InputPadder, Network, NetworkCon
 from network.inference import PAD_DIVISOR
 from network.scratch_init import init_for_motion
 from network.training import (Distributed, MetricSums, TrainConfig, batch_psnr,
-                              check_fresh_folders, checkpoints_to_keep, end_point_error, latest_checkpoint,
-                              learning_rate, rng_state, save_atomic, seed_everything,
-                              set_rng_state, share_cores, usable_cores, validation_images,
-                              writable_folder)
+                              check_run_folders, checkpoints_to_keep, end_point_error,
+                              latest_checkpoint, learning_rate, rng_state, save_atomic,
+                              seed_everything, set_rng_state, share_cores, usable_cores,
+                              validation_images)
 
 log = logging.getLogger(__name__)
 
@@ -81,11 +81,7 @@ class Trainer:
                 raise UserError(f"the {source.name} batch size {source.batch_size} (all processes "
                                 f"together) is not divisible by the {self.dist.world_size} "
                                 "processes")
-        for flag, folder in (("--model_checkpoints", config.model_checkpoints),
-                             ("--log_dir", config.log_dir)):
-            writable_folder(folder, flag)
-        if not config.resume:
-            check_fresh_folders(config.model_checkpoints, config.log_dir)
+        earlier_logs = check_run_folders(config)
         self.device = self.dist.setup(config.device)
         local_processes = int(os.environ.get("LOCAL_WORLD_SIZE", self.dist.world_size))
         self.num_workers, threads = share_cores(self.device, config.num_workers, local_processes)
@@ -131,9 +127,14 @@ class Trainer:
         if config.compile:       # the training forward only: validation stays eager
             self.model = torch.compile(self.model, dynamic=False)
         self.writer = None
-        if self.dist.is_main:     # resuming drops what the stopped run logged after its checkpoint
-            self.writer = SummaryWriter(config.log_dir,
-                                        purge_step=self.step + 1 if config.resume else None)
+        if self.dist.is_main:
+            # Resuming drops what the stopped run logged after its checkpoint; a new run drops
+            # what an earlier one left in the folder (TensorBoard hides it; the files stay).
+            purge_step = self.step + 1 if config.resume else 1 if earlier_logs else None
+            if earlier_logs:
+                log.warning("--log_dir %s holds TensorBoard logs of an earlier run: this run's "
+                            "curves replace them", config.log_dir)
+            self.writer = SummaryWriter(config.log_dir, purge_step=purge_step)
 
     # --- what subclasses change ------------------------------------------------------------
 
@@ -239,7 +240,8 @@ class Trainer:
     def _resume_position_at_this_batch_size(self, samples_done: int | None) -> None:
         """Re-express the resumed position in batches of this run's size, when the stopped
         run took `samples_done` samples of its epoch in batches of another size: the epoch
-        goes on after them (a partial batch's samples are trained again), skipping none."""
+        goes on after them, skipping none (the samples of a partial batch are trained again;
+        so is a whole batch when fewer than one new batch were left)."""
         epoch, batches = self.position
         if not batches or samples_done is None:
             return

@@ -24,7 +24,7 @@ from benchmark.timing import (forward_gflop, peak_memory_gib, synchronize, time_
                               time_calls)
 from network import (PRECISIONS, VARIANTS, InputPadder, Network, UserError, autocast,
                      compile_network, keep_freed_memory, select_device)
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, log_to_console
 from network.inference import PAD_DIVISOR
 from network.runtime import cpu_has_native
 
@@ -184,6 +184,7 @@ def table_line(label: str, row: dict) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    log_to_console(info_stream=sys.stderr)
     try:
         device = select_device(args.device)
         variants = listed(args.variants, sorted(VARIANTS), "variant")

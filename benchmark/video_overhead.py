@@ -24,7 +24,7 @@ import torch
 from benchmark.speed import cpu_name
 from benchmark.timing import synchronize
 from network import VARIANTS, Interpolator, Network, UserError, select_device
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, log_to_console
 from network.conversion import interpolate_video
 from network.inference import PAD_DIVISOR, predict_middle
 from network.padding import InputPadder
@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="network variant")
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     args = parser.parse_args(argv)
+    log_to_console(info_stream=sys.stderr)
     try:
         report = measure(args)
     except UserError as error:

@@ -34,8 +34,9 @@ class VimeoTriplet(Dataset):
             raise UserError(f"Vimeo90K {split} list {list_file} names no triplets")
         self.train = split == "train"
         # Every listed file, checked now rather than hours into a run (51,313 triplets: ~1 s).
+        files = self.files_per_triplet()
         for name in self.names:
-            for file, what in self.files_per_triplet().items():
+            for file, what in files.items():
                 require_file(self.root / "sequences" / name / file, what)
         self.crop = crop if self.train else None
         self.augment = augment and self.train

@@ -19,7 +19,7 @@ class LevelPrefix(logging.Formatter):
     """`warning: message` (the level's name in lower case, as the tools print `error: …`)."""
 
     def format(self, record: logging.LogRecord) -> str:
-        return f"{record.levelname.lower()}: {record.getMessage()}"
+        return f"{record.levelname.lower()}: {super().format(record)}"
 
 
 def log_to_console(level: int = logging.INFO, info_stream: TextIO | None = None) -> None:

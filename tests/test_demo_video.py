@@ -305,7 +305,7 @@ def test_a_reader_closing_the_pipe_early_is_one_line(lite_ckpt):
     assert "Traceback" not in err and "Exception ignored" not in err
 
 
-def test_warnings_go_to_stderr_and_progress_to_stdout():
+def test_warnings_go_to_stderr_and_reports_to_stdout():
     """How the demo logs: a user who sends stdout to a file still sees the warnings."""
     script = ("import logging; from network.command_line import log_to_console; "
               "log_to_console(); log = logging.getLogger('demo_2x'); log.info('wrote x.mp4'); "

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
 import train
 from network import read_checkpoint
@@ -230,8 +231,11 @@ def test_resume_with_another_batch_size_skips_no_samples(tmp_path, caplog):
     assert resumed["position"] == [1, 0] and resumed["position_samples"] == 0
 
 
-def test_a_new_run_refuses_the_folders_of_another(vimeo, tmp_path, capsys):
-    """Without --resume, a run does not mix its checkpoints or curves with an earlier run's."""
+def test_a_new_run_refuses_another_runs_checkpoints_and_replaces_stale_curves(vimeo, tmp_path,
+                                                                             capsys, caplog):
+    """Without --resume, a run does not mix its checkpoints with an earlier run's. Logs alone
+    (a run stopped before its first checkpoint) do not block the rerun: its curves replace
+    them."""
     phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "1")
     capsys.readouterr()
     again = ["--phase", "1", "--vimeo_path", str(vimeo), *smoke_args(tmp_path / "first"),
@@ -242,10 +246,14 @@ def test_a_new_run_refuses_the_folders_of_another(vimeo, tmp_path, capsys):
         f"error: --model_checkpoints {tmp_path / 'ckpt'} already holds another run's "
         f"checkpoints ({before[0]}): continue that run with --resume, or give another folder"]
     assert sorted(p.name for p in (tmp_path / "ckpt").iterdir()) == before
-    assert train.main([*again, "--model_checkpoints", str(tmp_path / "new")]) == 1
-    err = capsys.readouterr().err.splitlines()
-    assert len(err) == 1 and err[0].startswith(
-        f"error: --log_dir {tmp_path / 'first' / 'runs'} already holds another run's "
-        "TensorBoard logs (events.out.tfevents."), err
-    assert not (tmp_path / "new").exists()
+    first_lr = read_scalars(tmp_path / "first" / "runs", "train/lr")
+    assert train.main([*again, "--model_checkpoints", str(tmp_path / "new"), "--max_steps", "2",
+                       "--epochs", "2", "--warmup", "2", "--init_lr", "1e-3"]) == 0
+    assert any("holds TensorBoard logs of an earlier run: this run's curves replace them" in
+               r.getMessage() for r in caplog.records)
+    events = EventAccumulator(str(tmp_path / "first" / "runs"))
+    events.Reload()
+    steps_and_lrs = [(event.step, event.value) for event in events.Scalars("train/lr")]
+    assert [step for step, _ in steps_and_lrs] == [1, 2]     # the first run's step 1 purged
+    assert steps_and_lrs[0][1] != first_lr[1]
 

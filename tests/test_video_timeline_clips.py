@@ -171,6 +171,13 @@ def test_constant_rate_matroska_keeps_its_exact_rate(tmp_path, run):
     facts = video_stream_facts(out)
     assert facts["times"] == [F(1001 * k, 60000) for k in range(8)]
     assert facts["average_rate"] == F(60000, 1001)
+    # A clip cut from a longer one starts off the whole milliseconds' grid: 33 ms is frame 1.
+    late = tmp_path / "late.mkv"
+    write_clip(late, moving_square(4), F(30000, 1001), first_pts=1)
+    assert input_times(late)[0] == [F(33, 1000), F(67, 1000), F(100, 1000), F(133, 1000)]
+    assert run("--video", late, "--out", tmp_path / "late_2x.mp4") == 0
+    assert video_stream_facts(tmp_path / "late_2x.mp4")["times"] == [
+        F(1001 * k, 60000) for k in range(8)]       # shifted to start at 0, as every output
 
 
 def test_streams_starting_apart_are_shifted_together_to_zero(tmp_path, run):

@@ -55,9 +55,10 @@ def yuv420_round_trip(rgb: np.ndarray) -> np.ndarray:
 
 def write_clip(path: Path, frames: list[np.ndarray], rate: Fraction, *, codec: str = "libx264",
                pix_fmt: str = "yuv420p", rotation: float | None = None,
-               audio_from: Path | None = None) -> None:
-    """Encode RGB frames at `rate` (pts 0, 1, ... in time base 1/rate); with `audio_from`,
-    copy that file's first audio stream for as long as the frames last, packets unchanged."""
+               audio_from: Path | None = None, first_pts: int = 0) -> None:
+    """Encode RGB frames at `rate` (pts first_pts, first_pts + 1, ... in time base 1/rate);
+    with `audio_from`, copy that file's first audio stream for as long as the frames last,
+    packets unchanged."""
     height, width = frames[0].shape[:2]
     end = len(frames) / rate
     with av.open(str(path), "w") as out:
@@ -80,7 +81,7 @@ def write_clip(path: Path, frames: list[np.ndarray], rate: Fraction, *, codec: s
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
             frame = frame.reformat(format=pix_fmt, interpolation=ACCURATE)
-            frame.pts = index
+            frame.pts = first_pts + index
             out.mux(video.encode(frame))
         out.mux(video.encode(None))
 

@@ -41,29 +41,32 @@ def writable_folder(folder: Path, flag: str) -> None:
     the start, not at the first checkpoint. Creates nothing: a run that stops before it
     writes leaves no empty folders behind."""
     existing = Path(folder)
-    while not existing.exists() and existing != existing.parent:
+    while not (existing.exists() or existing.is_symlink()) and existing != existing.parent:
         existing = existing.parent
-    if not existing.is_dir():     # a file; or nothing at all (a deleted working directory)
-        what = "is a file, not a folder" if existing.exists() else "does not exist"
-        raise UserError(f"{flag} {folder}: {existing} {what}")
+    if not existing.is_dir():       # a file, a link to nowhere, or a deleted working directory
+        raise UserError(f"{flag} {folder}: {existing} is not a folder")
     if not os.access(existing, os.W_OK | os.X_OK):
         raise UserError(f"{flag} {folder}: no permission to write in {existing}")
 
 
-def check_fresh_folders(checkpoints: Path, logs: Path) -> None:
-    """UserError when a run that does not --resume would write into another run's folders:
-    `checkpoints` holding training checkpoints (the new ones would mix with them, and --resume
-    would later pick the newest of either run) or `logs` holding TensorBoard event files (both
-    runs' curves would be drawn as one)."""
-    found = latest_checkpoint(checkpoints)
+def check_run_folders(settings: object) -> bool:
+    """UserError unless the checkpoint and log folders can be written and a run without
+    --resume would not mix its checkpoints with another run's (a later --resume would pick the
+    newest of either). settings: a TrainConfig or the command line's argparse.Namespace.
+
+    Returns whether a run without --resume finds TensorBoard logs in its log folder (of a run
+    stopped before it saved a checkpoint, say): its curves are to replace them."""
+    for flag, folder in (("--model_checkpoints", settings.model_checkpoints),
+                         ("--log_dir", settings.log_dir)):
+        writable_folder(folder, flag)
+    if settings.resume:
+        return False
+    found = latest_checkpoint(settings.model_checkpoints)
     if found is not None:
-        raise UserError(f"--model_checkpoints {checkpoints} already holds another run's "
-                        f"checkpoints ({found.name}): continue that run with --resume, or give "
-                        "another folder")
-    events = sorted(Path(logs).glob("events.out.tfevents.*"))
-    if events:
-        raise UserError(f"--log_dir {logs} already holds another run's TensorBoard logs "
-                        f"({events[0].name}): give another folder, or remove them")
+        raise UserError(f"--model_checkpoints {settings.model_checkpoints} already holds "
+                        f"another run's checkpoints ({found.name}): continue that run with "
+                        "--resume, or give another folder")
+    return any(Path(settings.log_dir).glob("events.out.tfevents.*"))
 
 
 def latest_checkpoint(folder: Path) -> Path | None:

@@ -198,13 +198,13 @@ class VideoReader:
         return Fraction(0) if self._last_time is None else self._last_time + 1 / self.rate
 
     def _on_grid(self, time: Fraction, tolerance: Fraction) -> Fraction:
-        """`time` moved onto the nominal grid (the first frame's time + k / rate) when it is
-        within `tolerance` of it, so that a constant-rate video in a container of coarse ticks
-        keeps its exact rate (Matroska stores whole milliseconds: 1/30 s as 33 ms, 2/30 s as
-        67); other times, and a move that would not come after the previous frame, stay."""
-        if self._origin is None:
-            return time
-        slot = self._origin + Fraction(round((time - self._origin) * self.rate)) / self.rate
+        """`time` moved onto the nominal grid (the first frame's time + k / rate; for the first
+        frame, k / rate) when it is within `tolerance` of it, so that a constant-rate video in
+        a container of coarse ticks keeps its exact rate (Matroska stores whole milliseconds:
+        1/30 s as 33 ms, 2/30 s as 67); other times, and a move that would not come after the
+        previous frame, stay."""
+        origin = self._origin if self._origin is not None else Fraction(0)   # first: k / rate
+        slot = origin + Fraction(round((time - origin) * self.rate)) / self.rate
         near = abs(time - slot) <= tolerance
         return slot if near and (self._last_time is None or slot > self._last_time) else time
 
