@@ -7,7 +7,6 @@ from (`epoch_data`) and what is minimised (`losses`); see finetune_trainer.py. T
 (`TrainConfig`), the curve, checkpoint files, processes and cores, and validation's metrics and
 pictures live in `network.training`.
 """
-import copy
 import logging
 import math
 import os
@@ -20,6 +19,7 @@ import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, Subset
+from timm.utils import ModelEmaV3
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -110,11 +110,17 @@ class Trainer:
             self._initialise(config.init_ckpt)
         elif config.scratch_init in ("motion", "attention"):
             init_for_motion(self.raw_model, attention=config.scratch_init == "attention")
-        self.ema_model = None               # with config.ema: what validation and saving see
+        self.average = None                 # with config.ema: what validation and saving see
         if config.ema:
-            self.ema_model = copy.deepcopy(self.raw_model).requires_grad_(False).eval()
+            # decay min(config.ema, (1 + t) / (10 + t)) at the update after step t (0-based), so
+            # that the first steps do not tie the average to the initial weights: timm's warm-up
+            # decay 1 - (1 + s / 9)^-1 with s = t + 1, the steps taken (update_after_step -1).
+            self.average = ModelEmaV3(self.raw_model, decay=config.ema, update_after_step=-1,
+                                      use_warmup=True, warmup_gamma=9, warmup_power=1,
+                                      exclude_buffers=True)
+            self.average.module.requires_grad_(False)
             if resumed_average is not None:
-                self.ema_model.load_state_dict(resumed_average)
+                self.average.module.load_state_dict(resumed_average)
         self.model = self.raw_model
         if self.dist.world_size > 1:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -377,8 +383,9 @@ class Trainer:
                                              self.config.clip_grad or math.inf)
         self.scaler.step(self.optimizer)
         self.scaler.update()
-        self._update_average()
         self.step += 1
+        if self.average is not None:
+            self.average.update(self.raw_model, step=self.step)
         if math.isfinite(grad_norm := grad_norm.item()):   # fp16: overflow steps are skipped
             values["grad_norm"] = grad_norm
         return {**values, "lr": lr}
@@ -387,17 +394,7 @@ class Trainer:
     def validated_model(self) -> Network:
         """The weights validated and saved as model_state_dict: the moving average with
         config.ema, else the trained weights."""
-        return self.raw_model if self.ema_model is None else self.ema_model
-
-    @torch.no_grad()
-    def _update_average(self) -> None:
-        """ema <- ema + (1 - decay) (weights - ema), the decay min(config.ema, (1 + step) /
-        (10 + step)) so that the first steps do not tie the average to the initial weights."""
-        if self.ema_model is None:
-            return
-        decay = min(self.config.ema, (1 + self.step) / (10 + self.step))
-        for average, weight in zip(self.ema_model.parameters(), self.raw_model.parameters()):
-            average.lerp_(weight, 1 - decay)
+        return self.raw_model if self.average is None else self.average.module
 
     def learning_rate(self, step: int) -> float:
         """lr of optimizer step `step` (0-based) of this run."""
@@ -521,6 +518,6 @@ class Trainer:
             # what --keep_checkpoints weighs, so that a resumed run goes on pruning them
             "saved_checkpoints": [[tag, psnr, path.name] for tag, psnr, path in self._saved],
         }
-        if self.ema_model is not None:        # the weights AdamW trains, for --resume
+        if self.average is not None:          # the weights AdamW trains, for --resume
             checkpoint["trained_state_dict"] = self.raw_model.state_dict()
         return checkpoint
