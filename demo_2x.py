@@ -44,7 +44,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="a video file FFmpeg can read, or - for a yuv4mpegpipe stream on "
                              "stdin")
     source.add_argument("--frames_dir", type=Path,
-                        help="a folder of frames, interpolated in file-name order")
+                        help="a folder of frames, interpolated in natural file-name order "
+                             "(frame_2 before frame_10)")
     parser.add_argument("--out", type=Path, default=None,
                         help="output image (frames), .mp4/.m4v/.mov/.mkv/.webm file or - for a "
                              "yuv4mpegpipe stream on stdout (video), or folder (frames_dir); "

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from natsort import natsorted, ns
 
 from ..runtime import UserError
 from .paths import check_output_path, written_atomically
@@ -11,12 +12,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 
 def list_images(directory: Path) -> list[Path]:
-    """The image files of `directory`, sorted by name; UserError if fewer than two."""
+    """The image files of `directory` in natural name order (numbers by value: frame_2 before
+    frame_10; names equal as numbers, such as 1 and 01, by characters); UserError if fewer
+    than two."""
     if not directory.is_dir():
         raise UserError(f"{directory} is a file, not a directory of frames" if directory.exists()
                         else f"frames directory not found: {directory}")
-    images = sorted(p for p in directory.iterdir()
-                    if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    images = natsorted(sorted(p for p in directory.iterdir()
+                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), alg=ns.PATH)
     if len(images) < 2:
         raise UserError(f"{directory} holds {len(images)} image(s) "
                         f"({', '.join(IMAGE_SUFFIXES)}); interpolation needs at least 2")
