@@ -59,8 +59,9 @@ class EpochData:
 
 
 def fused_adamw(device: torch.device) -> bool | None:
-    """True where PyTorch has a fused AdamW kernel for `device` (CPU, CUDA); None: its default."""
-    return True if device.type in ("cpu", "cuda") else None
+    """True where PyTorch has a fused AdamW kernel for `device` (CPU, CUDA, MPS); None: its
+    default."""
+    return True if device.type in ("cpu", "cuda", "mps") else None
 
 
 class Trainer:
@@ -363,7 +364,9 @@ class Trainer:
     def train_step(self, batch: list[Tensor]) -> dict[str, float]:
         """One optimizer step on batch = [im0, gt, im1, ...] ([B, 3, H, W] each); returns the
         step's metrics (psnr, the loss terms, loss, grad_norm, lr)."""
-        im0, gt, im1 = (t.to(self.device, non_blocking=True) for t in batch[:3])  # + true flows
+        # non_blocking only from CUDA's pinned memory: MPS may read pageable memory once freed
+        im0, gt, im1 = (t.to(self.device, non_blocking=self.device.type == "cuda")
+                        for t in batch[:3])                                    # + true flows
         lr = self.learning_rate(self.step)
         for group in self.optimizer.param_groups:
             group["lr"] = lr

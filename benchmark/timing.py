@@ -40,7 +40,8 @@ def forward_gflop(model: torch.nn.Module, *inputs: torch.Tensor) -> float:
 
 
 def peak_memory_gib(device: torch.device) -> float:
-    """Peak allocated CUDA memory, or this process's peak resident set size."""
+    """Peak allocated CUDA memory, or this process's peak resident set size (on MPS that leaves
+    out the GPU's allocations, for which PyTorch has no peak)."""
     if device.type == "cuda":
         return torch.cuda.max_memory_allocated(device) / 2**30
     status = Path("/proc/self/status")
@@ -48,7 +49,8 @@ def peak_memory_gib(device: torch.device) -> float:
         for line in status.read_text().splitlines():
             if line.startswith("VmHWM:"):
                 return int(line.split()[1]) / 2**20
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss     # bytes on macOS, else KiB
+    return peak / (2**30 if sys.platform == "darwin" else 2**20)
 
 
 def page_faults() -> int:

@@ -50,12 +50,12 @@ def read_checkpoint(path: str | Path) -> dict:
 
 
 def clean_state_dict(state_dict: dict) -> dict[str, Tensor]:
-    """Strip wrapper prefixes and drop the transient `attn_mask`/`HW` entries."""
+    """Strip wrapper prefixes, nested ones too (`_orig_mod.module.` of a compiled DDP model),
+    and drop the transient `attn_mask`/`HW` entries."""
     cleaned = {}
     for key, value in state_dict.items():
-        for prefix in WRAPPER_PREFIXES:
-            if key.startswith(prefix):
-                key = key[len(prefix):]
+        while prefix := next((p for p in WRAPPER_PREFIXES if key.startswith(p)), None):
+            key = key[len(prefix):]
         if not any(name in key for name in TRANSIENT_KEYS):
             cleaned[key] = value
     return cleaned

@@ -231,7 +231,10 @@ def test_checkpoint_layouts(lite_ckpt, tmp_path):
     torch.save(reference, bare)
     ddp = tmp_path / "ddp.pt"
     torch.save({"model_state_dict": {"module." + k: v for k, v in reference.items()}}, ddp)
-    for path in (bare, ddp):
+    compiled_ddp = tmp_path / "compiled_ddp.pt"       # torch.compile(DDP(model)).state_dict()
+    torch.save({"model_state_dict": {"_orig_mod.module." + k: v for k, v in reference.items()}},
+               compiled_ddp)
+    for path in (bare, ddp, compiled_ddp):
         model = load_network(path)
         assert model.variant == "lite"
         for key, value in model.state_dict().items():

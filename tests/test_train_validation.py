@@ -42,6 +42,7 @@ def test_cores_are_never_oversubscribed():
     (16, "cpu", None, 1, (4, 12)),    # a quarter of the cores decode
     (16, "cuda", None, 1, (8, 8)),    # up to 8 workers feed a GPU
     (16, "cuda", None, 2, (7, 1)),    # 8 cores per process: 7 workers and the main thread
+    (10, "mps", None, 1, (8, 2)),     # as a GPU: an M-series Mac decodes with most cores
     (16, "cpu", 3, 1, (3, 13)),
     (16, "cpu", None, 4, (1, 3)),
     (2, "cpu", None, 1, (0, 2)),      # decoding in the training process

@@ -17,12 +17,12 @@ def share_cores(device: torch.device, num_workers: int | None,
     """(DataLoader workers, intra-op threads) of one of `processes` training processes on this
     machine, such that workers + threads never exceed its share of the usable cores.
 
-    num_workers None chooses: on CUDA min(8, share - 1) workers (the GPU computes, the CPU
+    num_workers None chooses: on CUDA and MPS min(8, share - 1) workers (the GPU computes, the CPU
     decodes); on CPU share // 4 (decoding is light next to the network: none on 2 or 3 cores).
     The threads take the rest of the share, at least one. Workers compute with one thread each
     (PyTorch's default in workers).
     """
     share = max(1, usable_cores() // max(processes, 1))
     if num_workers is None:
-        num_workers = min(8, share - 1) if device.type == "cuda" else share // 4
+        num_workers = min(8, share - 1) if device.type in ("cuda", "mps") else share // 4
     return num_workers, max(1, share - num_workers)

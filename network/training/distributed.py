@@ -32,6 +32,10 @@ class Distributed:
         if self.world_size == 1:
             return device
         if device.type == "cuda":
+            if self.local_rank >= torch.cuda.device_count():
+                raise UserError(f"process {self.local_rank} of this machine has no GPU of its "
+                                f"own ({torch.cuda.device_count()} visible): start at most that "
+                                "many processes per machine (torchrun --nproc_per_node)")
             device = torch.device("cuda", self.local_rank)
             torch.cuda.set_device(device)
         elif device.type != "cpu":
