@@ -117,6 +117,19 @@ def test_reader_takes_rate_size_depth_and_times_from_the_header():
     assert frames[0].image.dtype == np.uint16 and frames[0].image.shape == (16, 512, 3)
 
 
+def test_reader_warns_when_the_stream_ends_inside_a_frame(caplog):
+    """A 512x16 4:2:0 10-bit frame is 6 + 2 x (512 x 16 + 2 x 256 x 8) = 24,582 bytes: a stream
+    1,000 bytes short ends 23,582 bytes into its third frame; one a whole frame short is fine."""
+    data = y4m_bytes(ten_bit_ramps(3), NTSC)
+    for cut, frames, warnings in ((0, 3, []), (24582, 2, []), (1000, 2, [
+            "stdin ended inside frame 3 (23582 of its 24582 bytes arrived); that frame is left "
+            "out"])):
+        caplog.clear()
+        with Y4MReader(io.BytesIO(data[:len(data) - cut])) as reader:
+            assert len(list(reader.frames())) == frames
+        assert [record.getMessage() for record in caplog.records] == warnings
+
+
 def test_reader_rejects_a_stream_that_is_not_y4m():
     with pytest.raises(UserError, match="cannot read stdin as a yuv4mpegpipe stream, which "
                                         "starts with a YUV4MPEG2 header"):

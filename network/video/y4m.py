@@ -27,6 +27,36 @@ Y4M_FORMAT = "yuv4mpegpipe"
 ALLOW_DEEP = {"strict": "-1"}
 # What a y4m stream to stdout meets when the program reading it exits early.
 PIPE_CLOSED = "the program reading the y4m stream closed it before the end (broken pipe)"
+FRAME_HEADER = b"FRAME\n"     # before each frame's planes (FFmpeg writes no frame parameters)
+
+
+class CountedStream:
+    """A read-only view of a binary stream that counts the bytes read and keeps the first line
+    (the y4m header), so that a stream ending inside a frame can be told from one ending after
+    it: FFmpeg's demuxer drops a partial last frame without a word."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream = stream
+        self.bytes_read = 0
+        self.start = b""
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.stream.read(size)
+        if b"\n" not in self.start:
+            self.start += data[:max(0, 4096 - len(self.start))]
+        self.bytes_read += len(data)
+        return data
+
+    def header_bytes(self) -> int | None:
+        """Length of the header line with its newline; None if none was read."""
+        end = self.start.find(b"\n")
+        return None if end < 0 else end + 1
+
+
+def frame_bytes(pix_fmt: str, width: int, height: int) -> int:
+    """Bytes of one planar frame of `pix_fmt` as y4m stores it (no padding)."""
+    components = av.VideoFormat(pix_fmt, width, height).components
+    return sum(c.width * c.height * (2 if c.bits > 8 else 1) for c in components)
 
 
 class Y4MReader:
@@ -39,8 +69,9 @@ class Y4MReader:
 
     def __init__(self, stream: BinaryIO, name: str = "stdin"):
         self.name = name
+        self.stream = CountedStream(stream)
         try:
-            self.container = av.open(stream, "r", format=Y4M_FORMAT)
+            self.container = av.open(self.stream, "r", format=Y4M_FORMAT)
         except av.FFmpegError as error:
             raise UserError(f"cannot read {name} as a yuv4mpegpipe stream, which starts with "
                             "a YUV4MPEG2 header (e.g. from ffmpeg -i IN -f yuv4mpegpipe -; "
@@ -60,15 +91,31 @@ class Y4MReader:
         and durations (1 / rate).
 
         on_packet: never called (y4m holds video only); limit: stop after this many frames.
+        A stream that ends inside a frame is logged as a warning (that frame is left out).
         """
+        frames = 0
         try:
-            for index, frame in enumerate(self.container.decode(self.video)):
-                if limit is not None and index >= limit:
+            for frame in self.container.decode(self.video):
+                if limit is not None and frames >= limit:
                     return
-                yield TimedFrame(frame_to_rgb(frame), index / self.rate, 1 / self.rate)
+                yield TimedFrame(frame_to_rgb(frame), frames / self.rate, 1 / self.rate)
+                frames += 1
         except av.FFmpegError as error:
             raise UserError(f"cannot decode {self.name} as yuv4mpegpipe "
                             f"({error.strerror or error})") from None
+        self._warn_if_cut(frames)
+
+    def _warn_if_cut(self, frames: int) -> None:
+        """Warn when the stream held bytes after its last whole frame."""
+        header = self.stream.header_bytes()
+        if header is None:
+            return
+        size = len(FRAME_HEADER) + frame_bytes(self.video.codec_context.pix_fmt, self.width,
+                                               self.height)
+        left = self.stream.bytes_read - header - frames * size
+        if 0 < left < size:
+            log.warning("%s ended inside frame %d (%d of its %d bytes arrived); that frame is "
+                        "left out", self.name, frames + 1, left, size)
 
     def close(self) -> None:
         self.container.close()
