@@ -180,16 +180,18 @@ def _attention_fused(q: Tensor, k: Tensor, v: Tensor, allowed: Tensor | None,
     n_windows = 1 if allowed is None else allowed.shape[0]
     heads = q.shape[1]
     width = v.shape[-1]
-    if q.shape[-1] != width:
-        # Zero columns leave q.k unchanged and give q, k and v one width, which fused kernels
-        # take more readily.
-        q, k = F.pad(q, (0, width - q.shape[-1])), F.pad(k, (0, width - k.shape[-1]))
+    # One width for q, k and v, a multiple of 8: CUDA's flash and memory-efficient kernels take
+    # 16-bit heads only so (others fall back to the unfused one). Zero columns leave q.k
+    # unchanged and add output columns that are dropped.
+    padded = -(-max(width, q.shape[-1]) // 8) * 8
+    q, k, v = (F.pad(t, (0, padded - t.shape[-1])) if t.shape[-1] != padded else t
+               for t in (q, k, v))
     if allowed is None:
-        return F.scaled_dot_product_attention(q, k, v, scale=scale)
+        return F.scaled_dot_product_attention(q, k, v, scale=scale)[..., :width]
     # Window index first, so that the [nW, 1, N, N] mask broadcasts over images and heads.
     q, k, v = (rearrange(t, "(b w) h t d -> w (b h) t d", w=n_windows) for t in (q, k, v))
     out = F.scaled_dot_product_attention(q, k, v, attn_mask=allowed.unsqueeze(1), scale=scale)
-    return rearrange(out, "w (b h) t d -> (b w) h t d", h=heads)
+    return rearrange(out[..., :width], "w (b h) t d -> (b w) h t d", h=heads)
 
 
 class AttentionToMotion(nn.Module):

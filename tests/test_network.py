@@ -321,13 +321,17 @@ def test_low_precision_on_a_cpu_without_it_warns_once(monkeypatch, caplog):
     _warn_emulated.cache_clear()
 
 
-@pytest.mark.parametrize("path", ["explicit", "fused"])
+@pytest.mark.parametrize("path", ["explicit", "fused", "fused-gpu-kernel"])
 @pytest.mark.parametrize("chunk_windows", [None, 3], ids=["whole-images", "3-window-chunks"])
 def test_windowed_attention_against_a_literal_float64_softmax(path, chunk_windows, monkeypatch):
-    """Both attention paths against softmax(qk^T * s + mask) in float64, with the motion as the
+    """The attention paths against softmax(qk^T * s + mask) in float64, with the motion as the
     attention-weighted mean offset; the mask is a real one (padding and shift), -100 additive.
-    Chunks of 3 windows split each image's 4 (the mask must follow them)."""
+    Chunks of 3 windows split each image's 4 (the mask must follow them). fused-gpu-kernel
+    runs the one scaled_dot_product_attention call GPUs make (q, k of width 3 and v of 3 + 2
+    padded to 8) on the CPU."""
     import network.atm
+    if path == "fused-gpu-kernel":
+        monkeypatch.setattr(network.atm, "_attention_in_products", network.atm._attention_fused)
     if chunk_windows:
         monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", chunk_windows * 2 * 16 * 16)
     torch.manual_seed(0)
@@ -342,6 +346,7 @@ def test_windowed_attention_against_a_literal_float64_softmax(path, chunk_window
     expected_motion = (probs[:, :, None] * offsets.double()).sum(dim=-1)            # [n, h, 2, N]
     attend = windowed_attention if path == "explicit" else low_precision_windowed_attention
     out, motion = attend(q, k, v, mask, 0.5, offsets)
+    assert out.shape == (windows, heads, ws * ws, d)
     torch.testing.assert_close(out.double(), expected_out, atol=1e-5, rtol=0)
     torch.testing.assert_close(motion.double(), expected_motion, atol=1e-5, rtol=0)
 
