@@ -32,6 +32,7 @@ from network.video.writing import ENCODERS, choose_encoding
 __all__ = ["main", "build_parser", "inference_2frame", "load_model_checkpoint"]
 
 log = logging.getLogger("demo_2x")
+DEFAULT_CRF = 18
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -87,8 +88,10 @@ def build_parser() -> argparse.ArgumentParser:
     video.add_argument("--pix_fmt", default=None,
                        help="video only: encoded pixel format, e.g. yuv420p10le; when left "
                             "out: 4:2:0 at the input's bit depth")
-    video.add_argument("--crf", type=_within(int, 0, 51), default=18,
-                       help="video only: quality, 0 (best) to 51 (worst); 18 looks lossless")
+    video.add_argument("--crf", type=_within(int, 0, 51), default=None,
+                       help=f"video only: quality, 0 (best) to 51 (worst); when left out: "
+                            f"{DEFAULT_CRF}, which looks lossless (VP9 and AV1 read it on their "
+                            "0-63 scale; FFV1 and ProRes take none)")
     video.add_argument("--batch", type=_within(int, 1), default=1,
                        help="run up to N midpoints, from up to N frame pairs, as one network "
                             "pass (speeds up GPUs; no gain on CPUs)")
@@ -133,15 +136,21 @@ def _mode(args: argparse.Namespace) -> str:
 
 
 def _default_out(args: argparse.Namespace, mode: str) -> Path:
+    """The output next to the input, named after it."""
+    if mode == "video" and args.video == PIPE:
+        raise UserError("give --out (a file, or - for stdout) when reading from stdin")
+    source = {"frames": args.frame0, "video": args.video, "frames_dir": args.frames_dir}[mode]
+    if source.name in ("", ".."):              # . or ..: named after the folder they stand for
+        source = source.resolve()
+        if not source.name:
+            raise UserError(f"give --out: {source} has no name to derive the output's from")
     if mode == "frames":
-        return args.frame0.with_name(f"{args.frame0.stem}_mid.png")
+        return source.with_name(f"{source.stem}_mid.png")
     if mode == "video":
-        if args.video == PIPE:
-            raise UserError("give --out (a file, or - for stdout) when reading from stdin")
         rate = f"{float(args.fps):.3f}".rstrip("0").rstrip(".") + "fps" if args.fps \
             else f"{args.multi}x"
-        return args.video.with_name(f"{args.video.stem}_{rate}.mp4")
-    return args.frames_dir.with_name(f"{args.frames_dir.name}_{args.multi}x")
+        return source.with_name(f"{source.stem}_{rate}.mp4")
+    return source.with_name(f"{source.name}_{args.multi}x")
 
 
 def _check_inputs(args: argparse.Namespace, mode: str) -> None:
@@ -150,15 +159,23 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
         video_only = [flag for flag, given in (("--fps", args.fps is not None),
                                                ("--codec", args.codec is not None),
                                                ("--pix_fmt", args.pix_fmt is not None),
+                                               ("--crf", args.crf is not None),
                                                ("--combine_video", args.combine_video)) if given]
         if video_only:
             why = (" (a folder of frames has no timestamps)"
                    if mode == "frames_dir" and "--fps" in video_only else "")
             raise UserError(f"{', '.join(video_only)}: for a --video only{why}")
+    elif args.crf is not None and args.codec in ("ffv1", "prores"):
+        raise UserError(f"--crf: {args.codec} takes no quality setting (FFV1 is lossless, "
+                        "ProRes has fixed-rate profiles)")
     if mode == "frames":
-        if args.multi != 2 or args.max_frames is not None:
-            raise UserError("two frames give their middle frame: --multi and --max_frames are "
-                            "for --video and --frames_dir")
+        sequence_only = [flag for flag, given in (
+            ("--multi", args.multi != 2), ("--max_frames", args.max_frames is not None),
+            ("--scene_threshold", args.scene_threshold != DEFAULT_SCENE_THRESHOLD),
+            ("--batch", args.batch != 1)) if given]
+        if sequence_only:
+            raise UserError(f"two frames give their middle frame: {', '.join(sequence_only)} "
+                            "for --video and --frames_dir only")
         check_output_path(args.out, IMAGE_SUFFIXES)
         check_not_input(args.out, [args.frame0, args.frame1])
         first, second = read_image(args.frame0), read_image(args.frame1)
@@ -198,7 +215,8 @@ def _run(args: argparse.Namespace) -> None:
                                 args.batch)
     if mode == "video":
         result = interpolate_video(args.video, args.out, interpolator, fps=args.fps,
-                                   codec=args.codec, pix_fmt=args.pix_fmt, crf=args.crf,
+                                   codec=args.codec, pix_fmt=args.pix_fmt,
+                                   crf=DEFAULT_CRF if args.crf is None else args.crf,
                                    combine=args.combine_video, max_frames=args.max_frames,
                                    progress=not args.no_progress)
         if result.variable_rate:

@@ -146,11 +146,24 @@ def test_frames_dir_writes_numbered_pngs(tmp_path, run, lite_ckpt, device):
                                       interpolate(frames[i], frames[i + 1], local))
 
 
-def test_default_output_name_sits_next_to_the_input(tmp_path, run):
+def test_default_output_name_sits_next_to_the_input(tmp_path, run, monkeypatch):
+    """Also for `--frames_dir .` (the folder's own name) and `..`; `/` has no name to use."""
     clip = tmp_path / "tiny.mp4"
-    write_clip(clip, resized(decoded_frames(carphone(), 0, 2), (64, 48)), NTSC)
+    frames = resized(decoded_frames(carphone(), 0, 2), (64, 48))
+    write_clip(clip, frames, NTSC)
     assert run("--video", clip, "--global_off") == 0
     assert video_stream_facts(tmp_path / "tiny_2x.mp4")["frames"] == 4
+    shots = tmp_path / "shots"
+    (shots / "inner").mkdir(parents=True)
+    for i, frame in enumerate(frames):
+        cv2.imwrite(str(shots / f"{i}.png"), frame)
+    monkeypatch.chdir(shots)
+    assert run("--frames_dir", ".", "--global_off") == 0
+    assert len(list((tmp_path / "shots_2x").iterdir())) == 3
+    monkeypatch.chdir(shots / "inner")
+    assert run("--frames_dir", "..", "--multi", 4, "--global_off") == 0
+    assert len(list((tmp_path / "shots_4x").iterdir())) == 5
+    assert run("--frames_dir", "/") == 1
 
 
 def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, capsys):
@@ -227,6 +240,10 @@ def test_path_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
              (["--frames_dir", frames, "--out", used], "is not empty"),
              (["--frames_dir", frames, "--out", frames_out, "--codec", "hevc"],
               "--codec: for a --video only"),
+             (["--frames_dir", frames, "--out", frames_out, "--crf", 30],
+              "--crf: for a --video only"),
+             (["--video", clip, "--out", video_out, "--codec", "ffv1", "--crf", 0],
+              "--crf: ffv1 takes no quality setting"),
              (["--frames_dir", clip, "--out", frames_out], "is a file, not a directory")]
     for argv, message in cases:
         code = demo_2x.main([*map(str, argv), "--ckpt", str(tmp_path / "missing.pt"),
