@@ -220,16 +220,17 @@ def one_line(error: UserError) -> str:
 def check_batching(args: argparse.Namespace, prefix: str = "") -> None:
     """UserError unless --{prefix}batch_size (at least 1: check_settings) is divisible by the
     number of processes (torchrun), and the network takes --{prefix}crop square crops (a
-    multiple of 8 pixels; of 16 with global motion)."""
+    multiple of 8 pixels, at least 16; with global motion of 16, at least 32: a crop of one
+    token at the coarsest attention level makes the network's outputs NaN)."""
     batch_size, crop = getattr(args, f"{prefix}batch_size"), getattr(args, f"{prefix}crop")
     processes = Distributed.from_env().world_size
     if batch_size % processes:
         raise UserError(f"--{prefix}batch_size {batch_size} is not divisible by the {processes} "
                         "processes (it counts all of them together)")
     divisor = 16 if args.global_motion else 8
-    if crop < divisor or crop % divisor:
-        raise UserError(f"--{prefix}crop {crop}: this phase's network takes crops of a positive "
-                        f"multiple of {divisor} pixels")
+    if crop < 2 * divisor or crop % divisor:    # one token at 1/divisor: outputs not finite
+        raise UserError(f"--{prefix}crop {crop}: this phase's network takes crops of a "
+                        f"multiple of {divisor} pixels, at least {2 * divisor}")
 
 
 # What each training set is called, and the flags that only it uses.

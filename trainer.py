@@ -377,7 +377,10 @@ class Trainer:
         values = {"psnr": batch_psnr(out["I_t"].detach(), gt).mean().item(),
                   **{name: term.item() for name, term in terms.items()}, "loss": loss.item()}
         if not math.isfinite(values["loss"]):
-            raise FloatingPointError(f"the loss is {values['loss']} at step {self.step + 1}")
+            raise UserError(f"the loss is {values['loss']} at step {self.step + 1}: training "
+                            "diverged (the weights are those before this step; --resume "
+                            "continues from the last checkpoint, e.g. with a lower --init_lr "
+                            "or --clip_grad)")
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)        # no-op without fp16's scaler

@@ -129,7 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda, cuda:N or mps")
     parser.add_argument("--batch_size", type=int, default=8, help="samples per step")
     parser.add_argument("--crop", type=int, default=64,
-                        help="training crop side in pixels (a multiple of 8)")
+                        help="training crop side in pixels (a multiple of 8, at least 16)")
     parser.add_argument("--steps", type=int, default=10, help="timed steps (the median counts)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first")
     parser.add_argument("--threads", type=int,
@@ -148,8 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_to_console(info_stream=sys.stderr)
     try:
-        if args.crop <= 0 or args.crop % 8:
-            raise UserError(f"--crop {args.crop} is not a positive multiple of 8")
+        if args.crop < 16 or args.crop % 8:
+            raise UserError(f"--crop {args.crop} is not a multiple of 8 of at least 16")
         if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.profile < 0:
             raise UserError("--batch_size and --steps must be at least 1, --warmup and "
                             "--profile at least 0")

@@ -123,10 +123,11 @@ def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
 @pytest.mark.parametrize("script, argv, message", [
     (train, ["--phase", "1", "--batch_size", "0"], "--batch_size must be at least 1, got 0"),
     (train, ["--phase", "1", "--crop", "50"], "--crop 50: this phase's network takes crops of a "
-                                              "positive multiple of 8 pixels"),
-    (train, ["--phase", "1", "--crop", "0"], "--crop 0: this phase's network takes crops of a "
-                                             "positive multiple of 8 pixels"),
-    (train, ["--phase", "2", "--crop", "72"], "multiple of 16 pixels"),
+                                              "multiple of 8 pixels, at least 16"),
+    (train, ["--phase", "1", "--crop", "8"], "--crop 8: this phase's network takes crops of a "
+                                             "multiple of 8 pixels, at least 16"),
+    (train, ["--phase", "2", "--crop", "72"], "multiple of 16 pixels, at least 32"),
+    (train, ["--phase", "2", "--crop", "16"], "multiple of 16 pixels, at least 32"),
     (train, ["--phase", "1", "--epochs", "0"], "--epochs must be at least 1, got 0"),
     (finetune, ["--phase", "3", "--x4k_crop", "40"], "--x4k_crop 40"),
     (finetune, ["--phase", "3", "--x4k_batch_size", "-1"], "--x4k_batch_size must be at least 1"),

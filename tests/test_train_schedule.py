@@ -68,6 +68,17 @@ def test_clipped_gradients_have_the_clip_norm(tmp_path):
     assert total.item() == pytest.approx(0.01, rel=1e-4)
 
 
+def test_a_loss_that_is_not_finite_stops_the_run_before_the_step(tmp_path):
+    """A NaN weight (as divergence leaves) makes the loss NaN: one UserError naming the step,
+    raised before AdamW moves anything (its state stays empty)."""
+    trainer = tiny_trainer(tmp_path)
+    with torch.no_grad():
+        next(trainer.raw_model.parameters())[0] = float("nan")
+    with pytest.raises(UserError, match=r"^the loss is nan at step 1: training diverged"):
+        trainer.fit()
+    assert trainer.step == 0 and not trainer.optimizer.state
+
+
 def test_moving_average_is_validated_and_saved(tmp_path):
     """--ema: after the first step (decay min(0.99, 1/10)) the average is 0.1 x the initial
     weights + 0.9 x the trained ones; the checkpoint holds both."""

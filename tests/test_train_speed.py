@@ -45,7 +45,9 @@ def test_forward_flops_grow_with_the_batch():
 
 def test_a_crop_the_network_cannot_take_is_one_line(capsys):
     assert train_speed.main(["--crop", "60"]) == 1
-    assert capsys.readouterr().err.strip() == "error: --crop 60 is not a positive multiple of 8"
+    assert capsys.readouterr().err.strip() == "error: --crop 60 is not a multiple of 8 of at least 16"
+    assert train_speed.main(["--crop", "8"]) == 1
+    assert capsys.readouterr().err.strip() == "error: --crop 8 is not a multiple of 8 of at least 16"
     assert train_speed.main(["--profile", "-1"]) == 1
     assert capsys.readouterr().err.strip() == ("error: --batch_size and --steps must be at least "
                                                "1, --warmup and --profile at least 0")
