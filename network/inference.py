@@ -94,6 +94,10 @@ def _to_unit(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535.0
     if np.issubdtype(image.dtype, np.floating):
+        largest = float(image.max()) if image.size else 0.0
+        if largest > 1.5:      # rounding may overshoot 1 a little; 0-255 values never pass
+            raise UserError(f"float images must be RGB in [0, 1], got values up to {largest:g} "
+                            "(divide 0-255 frames by 255, or pass them as uint8)")
         return np.clip(image, 0.0, 1.0).astype(np.float32)
     raise UserError(f"unsupported image dtype {image.dtype} (uint8, uint16 or float)")
 

@@ -86,6 +86,8 @@ def test_api_mistakes_are_clear_errors_not_wrong_frames(lite_model, lite_ckpt, p
     frame = torch.from_numpy(pair[0]).permute(2, 0, 1)
     cases = [((frame, frame, lite_model), r"float RGB in \[0, 1\], got torch.uint8"),
              ((frame.float(), frame.float(), lite_model), "values up to 2"),
+             ((pair[0].astype(np.float32), pair[1].astype(np.float32), lite_model),
+              r"float images must be RGB in \[0, 1\], got values up to 2"),
              ((pair[0][:0], pair[1][:0], lite_model), "no pixels"),
              ((pair[0], pair[1], copy.deepcopy(lite_model).half()), "weights are float16")]
     for arguments, message in cases:
