@@ -5,6 +5,8 @@ import logging
 import sys
 from typing import TextIO
 
+from tqdm import tqdm
+
 
 class CommandLineParser(argparse.ArgumentParser):
     """An argparse.ArgumentParser whose usage errors (an unknown flag, a bad value, a missing
@@ -22,14 +24,25 @@ class LevelPrefix(logging.Formatter):
         return f"{record.levelname.lower()}: {super().format(record)}"
 
 
+class AboveProgressBars(logging.StreamHandler):
+    """Writes each message through `tqdm.write`, which lifts the progress bars on the console
+    out of the way and redraws them below it, instead of onto a bar's line."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:                 # as logging.StreamHandler: report, never raise
+            self.handleError(record)
+
+
 def log_to_console(level: int = logging.INFO, info_stream: TextIO | None = None) -> None:
     """Log messages below WARNING as they are to `info_stream` (None: stdout), and warnings
     to stderr as `warning: …`, so that a user who redirects stdout (or pipes video through it)
-    still sees them. Like logging.basicConfig, does nothing when the root logger has
-    handlers."""
-    info = logging.StreamHandler(info_stream or sys.stdout)
+    still sees them; above any progress bar. Like logging.basicConfig, does nothing when the
+    root logger has handlers."""
+    info = AboveProgressBars(info_stream or sys.stdout)
     info.addFilter(lambda record: record.levelno < logging.WARNING)
-    warnings = logging.StreamHandler(sys.stderr)
+    warnings = AboveProgressBars(sys.stderr)
     warnings.setLevel(logging.WARNING)
     warnings.setFormatter(LevelPrefix())
     logging.basicConfig(level=level, format="%(message)s", handlers=[info, warnings])
