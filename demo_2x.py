@@ -153,8 +153,9 @@ def _default_out(args: argparse.Namespace, mode: str) -> Path:
     return source.with_name(f"{source.name}_{args.multi}x")
 
 
-def _check_inputs(args: argparse.Namespace, mode: str) -> None:
-    """Fail on bad input before a checkpoint is loaded or downloaded."""
+def _check_inputs(args: argparse.Namespace, mode: str) -> tuple | None:
+    """Fail on bad input before a checkpoint is loaded or downloaded; returns the two frames
+    of the "frames" mode, read once (None in the other modes)."""
     if mode != "video":
         video_only = [flag for flag, given in (("--fps", args.fps is not None),
                                                ("--codec", args.codec is not None),
@@ -182,6 +183,7 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
         if first.shape != second.shape or first.dtype != second.dtype:
             raise UserError(f"frames differ: {args.frame0} is {describe_image(first)}, "
                             f"{args.frame1} is {describe_image(second)}")
+        return first, second
     elif mode == "video":
         check_video_request(args.video, args.out, fps=args.fps, codec=args.codec,
                             combine=args.combine_video, max_frames=args.max_frames)
@@ -198,7 +200,7 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> None:
 def _run(args: argparse.Namespace) -> None:
     mode = _mode(args)
     args.out = args.out or _default_out(args, mode)
-    _check_inputs(args, mode)
+    pair = _check_inputs(args, mode)
     device = select_device(args.device)
     model = load_network(resolve_checkpoint(args.ckpt), variant=args.model_type, device=device,
                          global_motion=False if args.global_off else None)
@@ -207,8 +209,7 @@ def _run(args: argparse.Namespace) -> None:
     log.info("ATM-VFI %s on %s (%s%s), global motion %s", model.variant, device, args.precision,
              ", compiled" if args.compile else "", "on" if model.global_motion else "off")
     if mode == "frames":
-        frame0, frame1 = read_image(args.frame0), read_image(args.frame1)
-        write_image(args.out, interpolate(frame0, frame1, model, args.precision))
+        write_image(args.out, interpolate(*pair, model, args.precision))
         log.info("wrote %s", args.out)
         return
     interpolator = Interpolator(model, args.multi, args.precision, args.scene_threshold,
