@@ -166,6 +166,8 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> tuple | None:
             why = (" (a folder of frames has no timestamps)"
                    if mode == "frames_dir" and "--fps" in video_only else "")
             raise UserError(f"{', '.join(video_only)}: for a --video only{why}")
+    elif args.crf is not None and args.out == PIPE:
+        raise UserError("--crf: a y4m stream on stdout is not compressed")
     elif args.crf is not None and args.codec in ("ffv1", "prores"):
         raise UserError(f"--crf: {args.codec} takes no quality setting (FFV1 is lossless, "
                         "ProRes has fixed-rate profiles)")

@@ -31,6 +31,7 @@ class AboveProgressBars(logging.StreamHandler):
     def emit(self, record: logging.LogRecord) -> None:
         try:
             tqdm.write(self.format(record), file=self.stream)
+            self.flush()                  # as logging.StreamHandler: each message at once
         except Exception:                 # as logging.StreamHandler: report, never raise
             self.handleError(record)
 

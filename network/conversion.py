@@ -24,7 +24,7 @@ from .video import (TimedFrame, VideoInfo, VideoReader, VideoWriter, Y4MReader, 
                     write_image)
 from .video.paths import partial_path
 from .video.stages import ReadAhead, WriteBehind
-from .video.timeline import MultiTimeline, RateTimeline, time_base_for
+from .video.timeline import MultiTimeline, RateTimeline, parse_rate, time_base_for
 
 
 @dataclass
@@ -96,7 +96,7 @@ def check_folder_request(src: Path, out: Path, max_frames: int | None = None) ->
 
 
 def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolator, *,
-                      fps: Fraction | None = None, codec: str | None = None,
+                      fps: Fraction | float | str | None = None, codec: str | None = None,
                       pix_fmt: str | None = None, crf: int = 18, combine: bool = False,
                       max_frames: int | None = None, progress: bool = True) -> StreamResult:
     """Write `out`: `src` at `fps` frames per second, or with `interpolator.multi` frames
@@ -110,6 +110,7 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
     to their end). See `network.video` and `network.video.timeline` for the rules.
     """
     src, out = Path(src), Path(out)
+    fps = None if fps is None else parse_rate(fps)
     check_video_request(src, out, fps=fps, codec=codec, combine=combine, max_frames=max_frames)
     targets = [out, comparison_path(out)] if combine else [out]
     timeline = RateTimeline(fps) if fps else MultiTimeline(interpolator.multi)

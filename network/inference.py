@@ -94,10 +94,12 @@ def _to_unit(image: np.ndarray) -> np.ndarray:
     if image.dtype == np.uint16:
         return image.astype(np.float32) / 65535.0
     if np.issubdtype(image.dtype, np.floating):
-        largest = float(image.max()) if image.size else 0.0
-        if largest > 1.5:      # rounding may overshoot 1 a little; 0-255 values never pass
-            raise UserError(f"float images must be RGB in [0, 1], got values up to {largest:g} "
-                            "(divide 0-255 frames by 255, or pass them as uint8)")
+        if not np.isfinite(image).all():
+            raise UserError("float images must be RGB in [0, 1], got NaN or infinite values")
+        low, high = (float(image.min()), float(image.max())) if image.size else (0.0, 0.0)
+        if high > 1.5 or low < -0.5:   # rounding may overshoot [0, 1] a little, not more
+            raise UserError(f"float images must be RGB in [0, 1], got values from {low:g} to "
+                            f"{high:g} (divide 0-255 frames by 255, or pass them as uint8)")
         return np.clip(image, 0.0, 1.0).astype(np.float32)
     raise UserError(f"unsupported image dtype {image.dtype} (uint8, uint16 or float)")
 
@@ -260,9 +262,17 @@ class Interpolator:
         pairs treated as cuts and `end` is when the held last frame ends.
         """
         timeline = timeline or MultiTimeline(self.multi)
+        timeline.begin()
         self.scene_cuts, self.end = [], None
         pending, previous, index = [], None, -1
         for index, frame in enumerate(frames):
+            if not isinstance(frame, TimedFrame):
+                raise TypeError(f"outputs takes network.TimedFrame(image, time) items, got "
+                                f"{type(frame).__name__}")
+            if previous is not None and not frame.time > previous.time:
+                raise UserError(f"input frame {index} at {float(frame.time):g} s does not come "
+                                f"after frame {index - 1} at {float(previous.time):g} s; the "
+                                "times must increase")
             if previous is not None:
                 outputs = timeline.between(index - 1, previous.time, frame.time)
                 pending.append((index - 1, previous, frame, outputs))
@@ -314,10 +324,13 @@ def interpolate(frame0: np.ndarray | Tensor, frame1: np.ndarray | Tensor, model:
     if not (frame0.is_floating_point() and frame1.is_floating_point()):
         raise UserError(f"tensors must be float RGB in [0, 1], got {frame0.dtype} and "
                         f"{frame1.dtype} (divide 8-bit frames by 255, or pass numpy images)")
-    largest = max(frame0.max().item(), frame1.max().item()) if frame0.numel() else 0.0
-    if largest > 1.5:          # rounding may overshoot 1 a little; 0-255 values never pass
-        raise UserError(f"tensors must be float RGB in [0, 1], got values up to {largest:g} "
-                        "(divide 0-255 frames by 255)")
+    both = torch.stack((frame0.detach(), frame1.detach()))
+    if not both.isfinite().all():
+        raise UserError("tensors must be float RGB in [0, 1], got NaN or infinite values")
+    low, high = (both.min().item(), both.max().item()) if both.numel() else (0.0, 0.0)
+    if high > 1.5 or low < -0.5:   # rounding may overshoot [0, 1] a little, not more
+        raise UserError(f"tensors must be float RGB in [0, 1], got values from {low:g} to "
+                        f"{high:g} (divide 0-255 frames by 255)")
     device = model_device(model)
     im0, im1 = (f.reshape(-1, *f.shape[-3:]).to(device=device, dtype=torch.float32)
                 for f in (frame0, frame1))
@@ -329,8 +342,12 @@ def interpolate(frame0: np.ndarray | Tensor, frame1: np.ndarray | Tensor, model:
 def inference_2frame(img0: np.ndarray, img1: np.ndarray, model: torch.nn.Module,
                      isBGR: bool = True) -> np.ndarray:  # noqa: N803 - the authors' name
     """The authors' demo API: two [H, W, 3] uint8 frames (BGR as cv2 reads them when
-    `isBGR`) -> the [H, W, 3] uint8 middle frame in the same channel order."""
-    if isBGR:
-        img0, img1 = img0[:, :, ::-1], img1[:, :, ::-1]
-    middle = interpolate(np.ascontiguousarray(img0), np.ascontiguousarray(img1), model)
-    return np.ascontiguousarray(middle[:, :, ::-1]) if isBGR else middle
+    `isBGR`; BGRA keeps its alpha last; grey [H, W] has no order) -> the middle frame in the
+    same layout and channel order."""
+    def swap_colour(image: np.ndarray) -> np.ndarray:        # BGR(A) <-> RGB(A)
+        if not isBGR or image.ndim != 3 or image.shape[2] < 3:
+            return image
+        swapped = image.copy()
+        swapped[:, :, :3] = image[:, :, 2::-1]
+        return swapped
+    return swap_colour(interpolate(swap_colour(img0), swap_colour(img1), model))

@@ -66,6 +66,12 @@ def test_cli_output_is_the_networks_rounded_middle_frame(tmp_path, lite_ckpt, li
     assert np.abs(got - np.round(expected * 255)).max() <= 1
     bgr = inference_2frame(pair[0][:, :, ::-1], pair[1][:, :, ::-1], lite_model)  # authors' API
     np.testing.assert_array_equal(bgr[:, :, ::-1], got)
+    # BGRA as cv2.IMREAD_UNCHANGED reads it: colours as BGR, the opaque alpha stays last.
+    opaque = np.full((HEIGHT, WIDTH, 1), 255, np.uint8)
+    bgra = inference_2frame(*(np.concatenate((f[:, :, ::-1], opaque), axis=2) for f in pair),
+                            lite_model)
+    np.testing.assert_array_equal(bgra[:, :, :3], bgr)
+    assert (bgra[:, :, 3] == 255).all()
 
 
 def test_tensor_api_keeps_shape_dtype_and_batch(lite_model, pair, expected):
@@ -85,9 +91,13 @@ def test_api_mistakes_are_clear_errors_not_wrong_frames(lite_model, lite_ckpt, p
     a half-precision model or an empty image would fail deep inside the network."""
     frame = torch.from_numpy(pair[0]).permute(2, 0, 1)
     cases = [((frame, frame, lite_model), r"float RGB in \[0, 1\], got torch.uint8"),
-             ((frame.float(), frame.float(), lite_model), "values up to 2"),
+             ((frame.float(), frame.float(), lite_model), r"got values from \d+ to 2\d\d "),
+             ((frame.float() / 127.5 - 1, frame.float() / 255, lite_model),
+              r"got values from -0.95\d+ to 1 "),
              ((pair[0].astype(np.float32), pair[1].astype(np.float32), lite_model),
-              r"float images must be RGB in \[0, 1\], got values up to 2"),
+              r"float images must be RGB in \[0, 1\], got values from \d+ to 2\d\d "),
+             ((pair[0] / 255.0, np.where(pair[1] > 100, np.nan, pair[1] / 255.0), lite_model),
+              "float images must be RGB in \\[0, 1\\], got NaN or infinite values"),
              ((pair[0][:0], pair[1][:0], lite_model), "no pixels"),
              ((pair[0], pair[1], copy.deepcopy(lite_model).half()), "weights are float16")]
     for arguments, message in cases:

@@ -146,7 +146,7 @@ def test_frames_dir_writes_numbered_pngs(tmp_path, run, lite_ckpt, device):
                                       interpolate(frames[i], frames[i + 1], local))
 
 
-def test_default_output_name_sits_next_to_the_input(tmp_path, run, monkeypatch):
+def test_default_output_name_sits_next_to_the_input(tmp_path, run, monkeypatch, capsys):
     """Also for `--frames_dir .` (the folder's own name) and `..`; `/` has no name to use."""
     clip = tmp_path / "tiny.mp4"
     frames = resized(decoded_frames(carphone(), 0, 2), (64, 48))
@@ -164,6 +164,7 @@ def test_default_output_name_sits_next_to_the_input(tmp_path, run, monkeypatch):
     assert run("--frames_dir", "..", "--multi", 4, "--global_off") == 0
     assert len(list((tmp_path / "shots_4x").iterdir())) == 5
     assert run("--frames_dir", "/") == 1
+    assert "error: give --out: / has no name to derive the output's from" in capsys.readouterr().err
 
 
 def test_bad_video_input_is_one_line_exit_1_and_never_clobbers(tmp_path, run, capsys):
@@ -244,6 +245,8 @@ def test_path_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
               "--crf: for a --video only"),
              (["--video", clip, "--out", video_out, "--codec", "ffv1", "--crf", 0],
               "--crf: ffv1 takes no quality setting"),
+             (["--video", clip, "--out", "-", "--crf", 0],
+              "--crf: a y4m stream on stdout is not compressed"),
              (["--frames_dir", clip, "--out", frames_out], "is a file, not a directory")]
     for argv, message in cases:
         code = demo_2x.main([*map(str, argv), "--ckpt", str(tmp_path / "missing.pt"),

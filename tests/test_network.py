@@ -330,8 +330,15 @@ def test_windowed_attention_against_a_literal_float64_softmax(path, chunk_window
     runs the one scaled_dot_product_attention call GPUs make (q, k of width 3 and v of 3 + 2
     padded to 8) on the CPU."""
     import network.atm
+    widths = []
     if path == "fused-gpu-kernel":
         monkeypatch.setattr(network.atm, "_attention_in_products", network.atm._attention_fused)
+        sdpa = F.scaled_dot_product_attention
+
+        def recorded(q, k, v, **options):         # the widths the kernel is handed
+            widths.append((q.shape[-1], k.shape[-1], v.shape[-1]))
+            return sdpa(q, k, v, **options)
+        monkeypatch.setattr(F, "scaled_dot_product_attention", recorded)
     if chunk_windows:
         monkeypatch.setattr(network.atm, "ATTENTION_CHUNK_ELEMENTS", chunk_windows * 2 * 16 * 16)
     torch.manual_seed(0)
@@ -347,6 +354,7 @@ def test_windowed_attention_against_a_literal_float64_softmax(path, chunk_window
     attend = windowed_attention if path == "explicit" else low_precision_windowed_attention
     out, motion = attend(q, k, v, mask, 0.5, offsets)
     assert out.shape == (windows, heads, ws * ws, d)
+    assert widths == ([(8, 8, 8)] if path == "fused-gpu-kernel" else [])
     torch.testing.assert_close(out.double(), expected_out, atol=1e-5, rtol=0)
     torch.testing.assert_close(motion.double(), expected_motion, atol=1e-5, rtol=0)
 

@@ -32,7 +32,9 @@ def gradient_frames(count: int, width: int = 64, height: int = 48) -> list[np.nd
 
 def test_writer_keeps_exact_fractional_rate_and_constant_pts(tmp_path):
     out = tmp_path / "out.mp4"
-    with VideoWriter(out, (64, 48), 2 * NTSC) as writer:
+    with VideoWriter(str(out), (64, 48), 59.94) as writer:    # read as 60000/1001
+        with pytest.raises(ValueError, match="^frame of 32x24 pixels for a 64x48 stream$"):
+            writer.write(np.zeros((24, 32, 3), np.uint8))
         for frame in gradient_frames(7):
             writer.write(frame)
     facts = video_stream_facts(out)
@@ -46,7 +48,7 @@ def test_reader_decodes_in_order_and_probe_reports_header(tmp_path):
     clip = tmp_path / "in.mp4"
     frames = gradient_frames(5)
     write_clip(clip, frames, NTSC)
-    info = probe_video(clip)
+    info = probe_video(str(clip))
     assert (info.width, info.height, info.rate, info.frame_count) == (64, 48, NTSC, 5)
     with VideoReader(clip) as reader:
         decoded = [frame.image for frame in reader.frames()]

@@ -121,11 +121,16 @@ def test_reader_warns_when_the_stream_ends_inside_a_frame(caplog):
     """A 512x16 4:2:0 10-bit frame is 6 + 2 x (512 x 16 + 2 x 256 x 8) = 24,582 bytes: a stream
     1,000 bytes short ends 23,582 bytes into its third frame; one a whole frame short is fine."""
     data = y4m_bytes(ten_bit_ramps(3), NTSC)
-    for cut, frames, warnings in ((0, 3, []), (24582, 2, []), (1000, 2, [
-            "stdin ended inside frame 3 (23582 of its 24582 bytes arrived); that frame is left "
-            "out"])):
+    with_parameters = data.replace(b"FRAME\n", b"FRAME Ip\n")   # 3 more bytes a frame
+    assert len(with_parameters) == len(data) + 9
+    for stream, cut, frames, warnings in (
+            (data, 0, 3, []), (data, 24582, 2, []), (with_parameters, 0, 3, []),
+            (data, 1000, 2, ["stdin ended inside frame 3 (23582 of its 24582 bytes arrived); "
+                             "that frame is left out"]),
+            (with_parameters, 1000, 2, ["stdin ended inside frame 3 (23585 of its 24585 bytes "
+                                        "arrived); that frame is left out"])):
         caplog.clear()
-        with Y4MReader(io.BytesIO(data[:len(data) - cut])) as reader:
+        with Y4MReader(io.BytesIO(stream[:len(stream) - cut])) as reader:
             assert len(list(reader.frames())) == frames
         assert [record.getMessage() for record in caplog.records] == warnings
 

@@ -56,13 +56,15 @@ def test_midpoint_position_worked_examples():
     assert midpoint_position(F(0)) == 0
 
 
-def test_midpoint_position_is_within_tolerance_and_at_most_six_deep():
+def test_midpoint_position_is_within_tolerance_and_at_most_five_deep():
+    depths = []
     for k in range(1000):
         s = F(k, 1000)
         position = midpoint_position(s)
         assert abs(position - s) <= MIDPOINT_TOLERANCE
-        assert midpoint_depth(position) <= 6
         assert position.denominator & (position.denominator - 1) == 0  # dyadic
+        depths.append(midpoint_depth(position))
+    assert max(depths) == 5          # within 1/64 of s after 5 halvings: j / 32
 
 
 def test_midpoint_parents_and_depth():
@@ -136,14 +138,28 @@ def test_interpolator_timeline_holds_cuts_and_the_last_frame():
     red[..., 0] = 255
     frames = [TimedFrame(grey, F(0)), TimedFrame(grey + 20, F(1, 10)),
               TimedFrame(red, F(3, 10), F(1, 5))]  # a cut, then red for 0.2 s
-    out = list(interpolator.outputs(frames, RateTimeline(F(20))))
+    timeline = RateTimeline(20.0)
+    out = list(interpolator.outputs(frames, timeline))
     assert [o.time for o, _, _ in out] == [F(k, 20) for k in range(10)]  # until 0.3 + 0.2 s
+    again = list(interpolator.outputs(frames, timeline))   # a timeline serves a stream anew
+    assert [o for o, _, _ in again] == [o for o, _, _ in out]
     assert interpolator.scene_cuts == [1]
     np.testing.assert_array_equal(out[1][1], grey + 10)  # halfway through the first pair
     for index in (2, 3, 4, 5):  # 0.1 .. 0.25 s: across the cut, the earlier frame is held
         np.testing.assert_array_equal(out[index][1], grey + 20)
     for index in range(6, 10):  # the last frame held for its 0.2 s
         np.testing.assert_array_equal(out[index][1], red)
+
+
+def test_interpolator_refuses_times_that_do_not_increase_and_untimed_frames():
+    interpolator = Interpolator(Average())
+    grey = np.full((8, 8, 3), 100, np.uint8)
+    for times in ([F(1, 10), F(0), F(2, 10)], [F(0), F(0), F(1, 10)]):
+        with pytest.raises(UserError, match=r"^input frame 1 at 0\.?1? s does not come after "
+                                            r"frame 0 at 0\.?1? s; the times must increase$"):
+            list(interpolator.outputs([TimedFrame(grey, t) for t in times]))
+    with pytest.raises(TypeError, match="network.TimedFrame.image, time. items, got ndarray"):
+        list(interpolator.outputs([grey, grey]))
 
 
 def test_interpolator_frames_blend_by_their_position_and_batching_changes_nothing():

@@ -61,7 +61,7 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     return None
 
 
-def probe_video(path: Path) -> VideoInfo:
+def probe_video(path: str | Path) -> VideoInfo:
     """Read the header and decode the first two good frames; UserError unless `path` is a
     video with at least two decodable frames and a known frame rate."""
     with VideoReader(path, warn=False) as reader:
@@ -104,9 +104,9 @@ class VideoReader:
     warn: False leaves those warnings out (for a second pass over the same frames).
     """
 
-    def __init__(self, path: Path, warn: bool = True):
-        self.path, self.warn = path, warn
-        self.container = _open_input(path)
+    def __init__(self, path: str | Path, warn: bool = True):
+        self.path, self.warn = Path(path), warn
+        self.container = _open_input(self.path)
         self.video = self.container.streams.video[0]
         # Slice threads only: with frame threads the decoder reports an error packets later,
         # at the wrong time. (Decoding runs in a thread of its own beside the network.)

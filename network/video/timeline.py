@@ -97,6 +97,9 @@ class MultiTimeline:
     def __init__(self, multi: int):
         self.multi = multi
 
+    def begin(self) -> None:
+        """Start a new stream (nothing to forget: every pair is laid out on its own)."""
+
     def rate(self, input_rate: Fraction) -> Fraction:
         """Nominal output frames per second for an input at `input_rate`."""
         return input_rate * self.multi
@@ -121,8 +124,12 @@ class MultiTimeline:
 class RateTimeline:
     """Output frame k at exactly t_0 + k / rate."""
 
-    def __init__(self, rate: Fraction):
-        self.output_rate = Fraction(rate)
+    def __init__(self, rate: Fraction | float | str):
+        self.output_rate = parse_rate(rate)     # 59.94 is 60000/1001, not a binary fraction
+        self.begin()
+
+    def begin(self) -> None:
+        """Start a new stream: t_0 is set afresh by the next call."""
         self.origin: Fraction | None = None  # t_0, set by the first call
         self.count = 0  # output frames handed out so far
 

@@ -14,6 +14,7 @@ import numpy as np
 from ..runtime import UserError
 from .colour import AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, StreamColour, format_depth, rgb_to_frame
 from .paths import check_output_path, partial_path
+from .timeline import parse_rate
 
 log = logging.getLogger(__name__)
 
@@ -129,7 +130,7 @@ class VideoWriter:
     therefore runs one frame behind `write`.
     """
 
-    def __init__(self, path: Path, size: tuple[int, int], rate: Fraction, *,
+    def __init__(self, path: str | Path, size: tuple[int, int], rate: Fraction | float | str, *,
                  time_base: Fraction | None = None,
                  time_offset: Fraction = Fraction(0), codec: str | None = None,
                  pix_fmt: str | None = None, colour: StreamColour | None = None,
@@ -137,6 +138,7 @@ class VideoWriter:
                  display_matrix: tuple[int, ...] | None = None,
                  copy_from: Iterable[av.stream.Stream] = (),
                  metadata: dict[str, str] | None = None):
+        path, rate = Path(path), parse_rate(rate)
         check_output_path(path, CONTAINER_FORMATS)
         container_format = CONTAINER_FORMATS[path.suffix.lower()]
         self.colour = colour or StreamColour()
@@ -144,7 +146,7 @@ class VideoWriter:
         if self.colour.transfer in AVCOL_TRC_HDR and format_depth(self.pix_fmt) <= 8:
             log.warning("writing HDR (PQ/HLG) video at 8 bits: expect visible banding")
         self.path, self.partial = path, partial_path(path)
-        self.rate = Fraction(rate)
+        self.rate, self.size = rate, tuple(size)
         self.time_base = Fraction(time_base) if time_base else 1 / self.rate
         self.time_offset = Fraction(time_offset)
         self.container = av.open(str(self.partial), "w", format=container_format)
@@ -217,6 +219,9 @@ class VideoWriter:
     def write(self, image: np.ndarray, time: Fraction | None = None) -> None:
         """Encode one [H, W, 3] uint8 or uint16 RGB frame shown at `time` seconds (exact; None:
         the next constant-rate slot, frames_written / rate). Times must increase."""
+        if image.shape[:2] != (self.size[1], self.size[0]):
+            raise ValueError(f"frame of {image.shape[1]}x{image.shape[0]} pixels for a "
+                             f"{self.size[0]}x{self.size[1]} stream")
         if time is None:
             time = Fraction(self.frames_written) / self.rate
         pts = nearest((time - self.time_offset) / self.time_base)

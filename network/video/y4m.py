@@ -27,13 +27,13 @@ Y4M_FORMAT = "yuv4mpegpipe"
 ALLOW_DEEP = {"strict": "-1"}
 # What a y4m stream to stdout meets when the program reading it exits early.
 PIPE_CLOSED = "the program reading the y4m stream closed it before the end (broken pipe)"
-FRAME_HEADER = b"FRAME\n"     # before each frame's planes (FFmpeg writes no frame parameters)
 
 
 class CountedStream:
-    """A read-only view of a binary stream that counts the bytes read and keeps the first line
-    (the y4m header), so that a stream ending inside a frame can be told from one ending after
-    it: FFmpeg's demuxer drops a partial last frame without a word."""
+    """A read-only view of a binary stream that counts the bytes read and keeps its first two
+    lines (the y4m header and the first frame's), so that a stream ending inside a frame can be
+    told from one ending after it: FFmpeg's demuxer drops a partial last frame without a
+    word."""
 
     def __init__(self, stream: BinaryIO):
         self.stream = stream
@@ -42,15 +42,18 @@ class CountedStream:
 
     def read(self, size: int = -1) -> bytes:
         data = self.stream.read(size)
-        if b"\n" not in self.start:
+        if self.start.count(b"\n") < 2:
             self.start += data[:max(0, 4096 - len(self.start))]
         self.bytes_read += len(data)
         return data
 
-    def header_bytes(self) -> int | None:
-        """Length of the header line with its newline; None if none was read."""
-        end = self.start.find(b"\n")
-        return None if end < 0 else end + 1
+    def line_lengths(self) -> tuple[int, int] | None:
+        """Lengths of the stream header and of the first frame header, newlines included
+        (`FRAME` and a newline, or longer with parameters; every frame's is taken to be as
+        long); None if they were not read."""
+        header = self.start.find(b"\n") + 1
+        frame = self.start.find(b"\n", header) + 1
+        return None if header == 0 or frame == 0 else (header, frame - header)
 
 
 def frame_bytes(pix_fmt: str, width: int, height: int) -> int:
@@ -107,11 +110,12 @@ class Y4MReader:
 
     def _warn_if_cut(self, frames: int) -> None:
         """Warn when the stream held bytes after its last whole frame."""
-        header = self.stream.header_bytes()
-        if header is None:
+        lines = self.stream.line_lengths()
+        if lines is None:
             return
-        size = len(FRAME_HEADER) + frame_bytes(self.video.codec_context.pix_fmt, self.width,
-                                               self.height)
+        header, frame_header = lines
+        size = frame_header + frame_bytes(self.video.codec_context.pix_fmt, self.width,
+                                          self.height)
         left = self.stream.bytes_read - header - frames * size
         if 0 < left < size:
             log.warning("%s ended inside frame %d (%d of its %d bytes arrived); that frame is "
