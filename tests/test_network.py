@@ -24,11 +24,21 @@ CONFORMANCE = Path(__file__).resolve().parent / "conformance"
 CASES = sorted(CONFORMANCE.glob("cases/*.npz"))
 OUTPUTS = ("I_t", "opt_flow_0", "opt_flow_1", "occ_mask1", "I_t_0", "I_t_1")
 TOLERANCE = 1e-4
-# The stored outputs were computed with ATen's AVX-512 kernels, oneDNN at its full instruction set
-# and two or more threads. Other kernels round the global pre-warp differently, and LayerNorm
-# amplifies that about 300x where the pre-warp fetches out-of-frame tokens: the authors' own code
-# then misses `lite_global_b2_128x128` and `base_global_256x448` by up to 3.5e-4 as well.
+# The stored outputs were computed on AMD EPYCs with ATen's AVX-512 kernels, oneDNN at its full
+# instruction set, MKL and two or more threads. Other kernels round the global pre-warp
+# differently, and LayerNorm amplifies that about 300x where the pre-warp fetches out-of-frame
+# tokens: the authors' own code then misses `lite_global_b2_128x128` and `base_global_256x448` by
+# up to 3.5e-4 as well, and on an Intel CPU (where MKL takes other code paths) the lite ensemble
+# case by 1.9e-4.
 OTHER_KERNELS_TOLERANCE = 1e-3
+
+
+def cpu_vendor() -> str:
+    """The CPU's vendor string as Linux reports it ("AuthenticAMD", "GenuineIntel"); "" elsewhere."""
+    cpuinfo = Path("/proc/cpuinfo")
+    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
+    return next((line.split(":", 1)[1].strip() for line in lines
+                 if line.startswith("vendor_id")), "")
 
 
 def reference_kernels(device: torch.device) -> bool:
@@ -38,7 +48,7 @@ def reference_kernels(device: torch.device) -> bool:
     onednn_capped = any(os.environ.get(name, "ALL").upper() != "ALL"
                         for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"))
     return (torch.backends.cpu.get_cpu_capability() == "AVX512" and not onednn_capped
-            and torch.get_num_threads() >= 2)
+            and torch.get_num_threads() >= 2 and cpu_vendor() == "AuthenticAMD")
 
 
 @pytest.fixture(autouse=True)

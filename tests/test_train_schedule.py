@@ -1,6 +1,7 @@
 """Training-loop options beyond the authors' recipe: the learning rate held at its peak before the
 cosine (--lr_hold), gradient-norm clipping (--clip_grad) and a moving average of the weights
 (--ema)."""
+import dataclasses
 import math
 from pathlib import Path
 
@@ -99,6 +100,17 @@ def test_moving_average_is_validated_and_saved(tmp_path):
             torch.testing.assert_close(weight, average[name].detach())
             torch.testing.assert_close(checkpoint["trained_state_dict"][name],
                                        trained[name].detach())
+
+
+def test_python_api_checks_choices_and_takes_string_paths(tmp_path):
+    """A misspelt choice would silently freeze nothing or start from the default weights."""
+    config = tiny_trainer(tmp_path).config
+    for name, value in (("freeze", "globl"), ("scratch_init", "motoin"), ("model_type", "Lite"),
+                        ("amp", "bf32"), ("phase", 9)):
+        with pytest.raises(UserError, match=f"^--{name} must be one of .*, got {value!r}$"):
+            dataclasses.replace(config, **{name: value})
+    changed = dataclasses.replace(config, model_checkpoints=str(tmp_path / "c"), log_dir="runs")
+    assert changed.model_checkpoints == tmp_path / "c" and changed.log_dir == Path("runs")
 
 
 def test_python_api_refuses_an_average_that_never_moves(tmp_path):

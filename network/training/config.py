@@ -20,6 +20,14 @@ SETTING_LIMITS = {
 }
 
 
+# The settings with a fixed set of values (the flags' choices).
+SETTING_CHOICES = {
+    "phase": (1, 2, 3, 4), "model_type": ("base", "lite"),
+    "freeze": ("none", "local", "global"), "amp": ("fp32", "bf16", "fp16"),
+    "scratch_init": ("network", "motion", "attention"),
+}
+
+
 def check_settings(settings: object) -> None:
     """UserError naming the flag of the first numeric setting out of its range (SETTING_LIMITS);
     settings: a TrainConfig or the command line's argparse.Namespace."""
@@ -67,7 +75,16 @@ class TrainConfig:
     keep_checkpoints: int = 0  # keep this run's newest N checkpoints and its best (0: all)
 
     def __post_init__(self):
+        """Paths given as strings become Paths; out-of-range numbers and unknown choices are
+        UserErrors, as the flags' are."""
         check_settings(self)
+        for name, allowed in SETTING_CHOICES.items():
+            if getattr(self, name) not in allowed:
+                raise UserError(f"--{name} must be one of {', '.join(map(str, allowed))}, got "
+                                f"{getattr(self, name)!r}")
+        for name in ("init_ckpt", "model_checkpoints", "log_dir"):
+            if getattr(self, name) is not None:
+                setattr(self, name, Path(getattr(self, name)))
 
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "TrainConfig":
