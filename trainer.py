@@ -18,8 +18,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor, nn
 from torch.nn.parallel import DistributedDataParallel
-from torch.utils.data import DataLoader, Dataset, Subset
 from timm.utils import ModelEmaV3
+from torch.utils.data import DataLoader, Dataset, Subset
 from torch.utils.tensorboard import SummaryWriter
 from tqdm import tqdm
 
@@ -68,6 +68,11 @@ class Trainer:
     """Trains one phase: `Trainer(config, train_source, val_source).fit()`.
 
     network: the architecture to build; None: the variant named by config.model_type.
+    Construction acts on the whole process: it sets torch's intra-op threads (unless
+    OMP_NUM_THREADS is set), reseeds Python's, NumPy's and torch's random generators with
+    config.seed, joins the process group under torchrun and, on the main process, opens the
+    TensorBoard writer (an events file in config.log_dir); fit() closes the writer and leaves
+    the process group.
     """
 
     def __init__(self, config: TrainConfig, train: DataSource, val: DataSource | None = None,

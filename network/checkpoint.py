@@ -119,13 +119,13 @@ def load_model_checkpoint(model: Network, path: str | Path, strict: bool = True)
 def load_network(path: str | Path, variant: str | None = None, device: str | torch.device = "cpu",
                  global_motion: bool | None = None,
                  ensemble_global_motion: bool = False) -> Network:
-    """A network with the weights of `path`, in eval mode on `device` (a name goes through
+    """A network with the weights of `path` (`~` expanded), in eval mode on `device` (checked by
     `select_device`: "auto" allowed, UserError where unavailable); the variant is detected
     from the weights unless given (then it must match). global_motion None: on, unless the
     checkpoint says it was trained without it (this project's phase 1, whose global branch is
     untrained)."""
-    if isinstance(device, str):
-        device = select_device(device)
+    device = select_device(device)
+    path = Path(path).expanduser()
     checkpoint = read_checkpoint(path)
     state_dict = _weights(checkpoint, path)
     try:

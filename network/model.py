@@ -235,6 +235,10 @@ class Network(nn.Module):
         if im0.shape != im1.shape or im0.dim() != 4 or im0.shape[1] != 3:
             raise ValueError(f"expected two [B, 3, H, W] frames of one shape, got "
                              f"{tuple(im0.shape)} and {tuple(im1.shape)}")
+        weights = next(self.parameters()).dtype
+        if im0.dtype != weights or im1.dtype != weights:
+            raise ValueError(f"expected frames in the weights' dtype {weights} (RGB in [0, 1]), "
+                             f"got {im0.dtype} and {im1.dtype}")
         divisor = 64 if self.global_motion and self.ensemble_global_motion else (
             16 if self.global_motion else 8)
         if im0.shape[-2] % divisor or im0.shape[-1] % divisor:

@@ -14,8 +14,9 @@ class UserError(Exception):
     """A mistake in the user's input or setup; command-line tools print it as one line."""
 
 
-def select_device(name: str = "auto") -> torch.device:
+def select_device(name: str | torch.device = "auto") -> torch.device:
     """"auto" picks cuda, then mps, then cpu; otherwise the named device, if it is available."""
+    name = str(name)
     if name == "auto":
         if torch.cuda.is_available():
             return torch.device("cuda")

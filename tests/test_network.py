@@ -185,10 +185,17 @@ def test_odd_sizes_through_the_padder(size, borders, lite_ckpt):
     torch.testing.assert_close(middle, expected, rtol=0, atol=0)
 
 
-def test_sizes_the_network_cannot_take_are_refused(lite_ckpt):
-    model = load_network(lite_ckpt)
+def test_sizes_and_dtypes_the_network_cannot_take_are_refused(lite_ckpt, monkeypatch, tmp_path):
+    monkeypatch.setenv("HOME", str(tmp_path))
+    (tmp_path / "lite.pt").write_bytes(lite_ckpt.read_bytes())
+    model = load_network("~/lite.pt", device=torch.device("cpu"))
     with pytest.raises(ValueError, match="multiple of 16"):
         model(torch.rand(1, 3, 72, 64), torch.rand(1, 3, 72, 64))
+    frames = torch.rand(1, 3, 64, 64)
+    for im0, im1 in ((frames.double(), frames.double()),
+                     ((frames * 255).byte(), (frames * 255).byte()), (frames, frames.half())):
+        with pytest.raises(ValueError, match="frames in the weights' dtype torch.float32"):
+            model(im0, im1)
 
 
 def test_input_padder_worked_examples():
