@@ -17,7 +17,7 @@ from pathlib import Path
 
 from network import (PRECISIONS, VARIANTS, UserError, compile_network, keep_freed_memory,
                      load_model_checkpoint, load_network, select_device)
-from network.command_line import CommandLineParser, log_to_console
+from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
                                 interpolate_folder, interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
@@ -27,17 +27,16 @@ from network.scene import DEFAULT_SCENE_THRESHOLD
 from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_not_input, check_output_path,
                            describe_image, probe_video, read_image, write_image)
 from network.video.timeline import parse_rate
-from network.video.writing import ENCODERS, choose_encoding
+from network.video.writing import DEFAULT_CRF, ENCODERS, choose_encoding
 
 __all__ = ["main", "build_parser", "inference_2frame", "load_model_checkpoint"]
 
 log = logging.getLogger("demo_2x")
-DEFAULT_CRF = 18
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandLineParser(description=__doc__.split("\n\n")[0],
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultsHelpFormatter)
     source = parser.add_argument_group("input (give exactly one kind)")
     source.add_argument("--frame0", type=Path, help="first of two frames (PNG, JPG, ...)")
     source.add_argument("--frame1", type=Path, help="second of two frames, same size as --frame0")
@@ -75,10 +74,10 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--fps", type=_rate, default=None, metavar="RATE",
                         help="video only: output frame rate, e.g. 60, 59.94 (= 60000/1001) or "
                              "60000/1001; frames between inputs by recursive midpoints")
-    video.add_argument("--scene_threshold", type=_within(float, 0, 1),
-                       default=DEFAULT_SCENE_THRESHOLD,
+    video.add_argument("--scene_threshold", type=_within(float, 0, 1), default=None,
                        help="scene-change score in [0, 1] above which a frame pair is a cut and "
-                            "the earlier frame is repeated instead of blended (1: never)")
+                            "the earlier frame is repeated instead of blended (1: never); when "
+                            f"left out: {DEFAULT_SCENE_THRESHOLD}")
     video.add_argument("--combine_video", action="store_true",
                        help="video only: also write OUT_combine.EXT (e.g. out_combine.mp4): "
                             "input (frames repeated) on the left, output on the right")
@@ -174,7 +173,7 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> tuple | None:
     if mode == "frames":
         sequence_only = [flag for flag, given in (
             ("--multi", args.multi != 2), ("--max_frames", args.max_frames is not None),
-            ("--scene_threshold", args.scene_threshold != DEFAULT_SCENE_THRESHOLD),
+            ("--scene_threshold", args.scene_threshold is not None),
             ("--batch", args.batch != 1)) if given]
         if sequence_only:
             raise UserError(f"two frames give their middle frame: {', '.join(sequence_only)} "
@@ -214,8 +213,9 @@ def _run(args: argparse.Namespace) -> None:
         write_image(args.out, interpolate(*pair, model, args.precision))
         log.info("wrote %s", args.out)
         return
-    interpolator = Interpolator(model, args.multi, args.precision, args.scene_threshold,
-                                args.batch)
+    scene_threshold = (DEFAULT_SCENE_THRESHOLD if args.scene_threshold is None
+                       else args.scene_threshold)
+    interpolator = Interpolator(model, args.multi, args.precision, scene_threshold, args.batch)
     if mode == "video":
         result = interpolate_video(args.video, args.out, interpolator, fps=args.fps,
                                    codec=args.codec, pix_fmt=args.pix_fmt,

@@ -19,7 +19,7 @@ from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from dataset.snufilm import MODES as SNUFILM_MODES
 from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
                      read_state_dict)
-from network.command_line import CommandLineParser, log_to_console
+from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.interruption import interruption_code, interruption_status, terminate_as_interrupt
 from network.pretrained import resolve_checkpoint
 from network.training import (Distributed, TrainConfig, check_run_folders, check_settings,
@@ -39,9 +39,8 @@ PHASES = {
 }
 
 
-class HelpFormatter(argparse.ArgumentDefaultsHelpFormatter,
-                    argparse.RawDescriptionHelpFormatter):
-    """Defaults after every flag; the description (usage examples) kept as written."""
+class HelpFormatter(DefaultsHelpFormatter, argparse.RawDescriptionHelpFormatter):
+    """Defaults after the flags that have one; the description (usage examples) kept as written."""
 
 
 def add_training_arguments(parser: argparse.ArgumentParser) -> None:

@@ -21,7 +21,7 @@ from tqdm import tqdm
 from dataset.frames import read_rgb
 from network import (PRECISIONS, VARIANTS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
-from network.command_line import CommandLineParser, log_to_console
+from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.pretrained import PRETRAINED, resolve_checkpoint
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
@@ -83,7 +83,7 @@ BuildSplits = Callable[[argparse.Namespace], tuple[list[Split], dict[str, object
 def benchmark_parser(description: str, *, swap_order_flag: bool = False) -> argparse.ArgumentParser:
     """The flags every benchmark script shares; the script adds its dataset flags."""
     parser = CommandLineParser(description=description,
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--ckpt", required=True,
                         help="checkpoint file (authors' training dict or a bare state_dict), or "
                              f"one of {', '.join(PRETRAINED)} (downloaded once, as in the demo)")

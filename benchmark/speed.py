@@ -24,7 +24,7 @@ from benchmark.timing import (forward_gflop, peak_memory_gib, synchronize, time_
                               time_calls)
 from network import (PRECISIONS, VARIANTS, InputPadder, Network, UserError, autocast,
                      compile_network, keep_freed_memory, select_device)
-from network.command_line import CommandLineParser, log_to_console
+from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.inference import PAD_DIVISOR
 from network.runtime import cpu_has_native
 
@@ -121,7 +121,7 @@ def run_one(variant: str, size: tuple[int, int], precision: str, device_name: st
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandLineParser(description=__doc__.split("\n\n")[0],
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--variants", default="base,lite", help="comma-separated: base, lite")
     parser.add_argument("--sizes", default="256x448,720x1280,1080x1920",
                         help="comma-separated HEIGHTxWIDTH input sizes (padded to 64 internally)")

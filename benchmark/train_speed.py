@@ -34,7 +34,7 @@ from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
 from benchmark.timing import forward_gflop, peak_memory_gib, synchronize
 from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, select_device
-from network.command_line import CommandLineParser, log_to_console
+from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.runtime import cpu_has_native
 from network.training import TrainConfig, share_cores, usable_cores
 from train import parse_phase_args
@@ -121,7 +121,7 @@ def measure(variant: str, precision: str, device: torch.device, args: argparse.N
 
 def build_parser() -> argparse.ArgumentParser:
     parser = CommandLineParser(description=__doc__.split("\n\n")[0],
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--variants", nargs="+", choices=sorted(VARIANTS), default=["lite", "base"],
                         help="network variants to time")
     parser.add_argument("--amps", nargs="+", choices=sorted(PRECISIONS), default=["fp32", "bf16"],

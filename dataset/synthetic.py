@@ -20,7 +20,6 @@ Training and test triplets are cut from different photographs (`TRAIN_PHOTOS`, `
 so a test score is on unseen textures. `write_known_motion` writes a set in the Vimeo90K
 layout (test triplets with their flows); `KnownMotionTriplet` reads it back.
 """
-import argparse
 import math
 import sys
 from dataclasses import dataclass
@@ -35,7 +34,7 @@ from torch import Tensor
 from tqdm import tqdm
 
 from network import UserError
-from network.command_line import CommandLineParser
+from network.command_line import CommandLineParser, DefaultsHelpFormatter
 from network.interruption import interruption_status, terminate_as_interrupt
 
 from .frames import require_file
@@ -344,7 +343,7 @@ class KnownMotionTriplet(VimeoTriplet):
 def main(argv: list[str] | None = None) -> int:
     """`python -m dataset.synthetic DIR`: write a known-motion set."""
     parser = CommandLineParser(description=write_known_motion.__doc__,
-                               formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+                               formatter_class=DefaultsHelpFormatter)
     parser.add_argument("root", type=Path, help="folder to write (Vimeo90K layout)")
     parser.add_argument("--train", type=int, default=2000, help="training triplets")
     parser.add_argument("--test", type=int, default=48, help="test triplets (with true flows)")

@@ -17,6 +17,16 @@ class CommandLineParser(argparse.ArgumentParser):
         self.exit(1, f"error: {message} (see --help)\n")
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """--help shows each flag's default, except None: those flags' help says what leaving them
+    out does."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        if action.default is None:
+            return action.help
+        return super()._get_help_string(action)
+
+
 class LevelPrefix(logging.Formatter):
     """`warning: message` (the level's name in lower case, as the tools print `error: …`)."""
 

@@ -25,6 +25,7 @@ from .video import (TimedFrame, VideoInfo, VideoReader, VideoWriter, Y4MReader, 
 from .video.paths import partial_path
 from .video.stages import ReadAhead, WriteBehind
 from .video.timeline import MultiTimeline, RateTimeline, parse_rate, time_base_for
+from .video.writing import DEFAULT_CRF
 
 
 @dataclass
@@ -97,7 +98,7 @@ def check_folder_request(src: Path, out: Path, max_frames: int | None = None) ->
 
 def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolator, *,
                       fps: Fraction | float | str | None = None, codec: str | None = None,
-                      pix_fmt: str | None = None, crf: int = 18, combine: bool = False,
+                      pix_fmt: str | None = None, crf: int = DEFAULT_CRF, combine: bool = False,
                       max_frames: int | None = None, progress: bool = True) -> StreamResult:
     """Write `out`: `src` at `fps` frames per second, or with `interpolator.multi` frames
     per input interval when `fps` is None; audio and subtitle packets copied unchanged.

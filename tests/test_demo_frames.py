@@ -201,7 +201,7 @@ def test_replacing_an_input_and_mismatched_frames_fail_before_the_checkpoint_is_
     cases = [(["--frame1", rgb, "--out", rgb], f"output {rgb} would replace the input"),
              (["--frame1", grey, "--out", mid], "is 24x16 RGB 8-bit, " + f"{grey} is 24x16 grey"),
              (["--frame1", rgb, "--out", mid, "--multi", 4], "give their middle frame"),
-             (["--frame1", rgb, "--out", mid, "--batch", 4, "--scene_threshold", 0.5],
+             (["--frame1", rgb, "--out", mid, "--batch", 4, "--scene_threshold", 0.12],
               "middle frame: --scene_threshold, --batch for --video and --frames_dir only"),
              (["--frame1", rgb, "--out", mid, "--fps", 60], "--fps: for a --video only")]
     for argv, message in cases:

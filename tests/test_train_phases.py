@@ -213,6 +213,7 @@ def test_help_shows_the_phase_defaults(script, phase, default, capsys):
                  "--val_every", "--num_workers", "--crop", "--batch_size", "--warmup"):
         assert flag in text
     assert f"(default: {default})" in text
+    assert "(default: None)" not in text      # unset flags' help says what leaving them out does
 
 
 @pytest.mark.parametrize("script, argv, message", [

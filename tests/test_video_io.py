@@ -218,14 +218,15 @@ def test_images_keep_depth_and_channels(tmp_path):
 
 def test_frames_are_listed_in_natural_order(tmp_path):
     """Numbers in names compare by value (frame_9 < frame_10 < frame_100), whatever the order
-    the folder returns them in; 01 and 1 are the same number and fall back to characters."""
+    the folder returns them in, and letters whatever their case (as file browsers list them);
+    01 and 1 are the same number and fall back to characters."""
     image = np.zeros((4, 4), np.uint8)
     for name in ["frame_10.png", "frame_9.png", "frame_100.jpg", "frame_01.png", "frame_1.png",
-                 "frame_2.tif"]:
+                 "frame_2.tif", "Frame_5.png"]:
         write_image(tmp_path / name, image)
     (tmp_path / "frame_3.txt").write_text("not a frame")
     assert [p.name for p in list_images(tmp_path)] == [
-        "frame_01.png", "frame_1.png", "frame_2.tif", "frame_9.png", "frame_10.png",
+        "frame_01.png", "frame_1.png", "frame_2.tif", "Frame_5.png", "frame_9.png", "frame_10.png",
         "frame_100.jpg"]
 
 

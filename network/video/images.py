@@ -13,13 +13,14 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
 
 def list_images(directory: Path) -> list[Path]:
     """The image files of `directory` in natural name order (numbers by value: frame_2 before
-    frame_10; names equal as numbers, such as 1 and 01, by characters); UserError if fewer
-    than two."""
+    frame_10; letters whatever their case: Frame_5 before frame_9; names equal as numbers, such
+    as 1 and 01, by characters); UserError if fewer than two."""
     if not directory.is_dir():
         raise UserError(f"{directory} is a file, not a directory of frames" if directory.exists()
                         else f"frames directory not found: {directory}")
     images = natsorted(sorted(p for p in directory.iterdir()
-                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES), alg=ns.PATH)
+                              if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES),
+                       alg=ns.PATH | ns.IGNORECASE)
     if len(images) < 2:
         raise UserError(f"{directory} holds {len(images)} image(s) "
                         f"({', '.join(IMAGE_SUFFIXES)}); interpolation needs at least 2")

@@ -26,6 +26,8 @@ ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "li
 # Container tags that the muxer writes itself.
 MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
 AVCOL_TRC_HDR = (16, 18)  # SMPTE 2084 (PQ), ARIB STD-B67 (HLG)
+# Constant rate factor when none is given: looks lossless in H.264/HEVC (on the 0-51 scale).
+DEFAULT_CRF = 18
 
 
 def chroma_subsampling(pix_fmt: str) -> tuple[int, int]:
@@ -134,7 +136,7 @@ class VideoWriter:
                  time_base: Fraction | None = None,
                  time_offset: Fraction = Fraction(0), codec: str | None = None,
                  pix_fmt: str | None = None, colour: StreamColour | None = None,
-                 crf: int = 18, preset: str = "medium",
+                 crf: int = DEFAULT_CRF, preset: str = "medium",
                  display_matrix: tuple[int, ...] | None = None,
                  copy_from: Iterable[av.stream.Stream] = (),
                  metadata: dict[str, str] | None = None):
