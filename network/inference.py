@@ -171,13 +171,14 @@ class Interpolator:
             raise UserError(f"batch must be at least 1, got {batch}")
         self.model, self.multi, self.precision = model, multi, precision
         self.scene_threshold, self.batch = scene_threshold, batch
-        self.device = model_device(model)
         self.scene_cuts: list[int] = []  # i for each input pair (i, i+1) treated as a cut
         self.end: Fraction | None = None  # when the held last input frame ends, seconds
 
     def _tensor(self, rgb: np.ndarray) -> Tensor:
-        """[H, W, 3] float -> [1, 3, H, W] on the model's device."""
-        return torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None].to(self.device)
+        """[H, W, 3] float -> [1, 3, H, W] on the model's device (where it is now: the model may
+        have moved since this Interpolator was made)."""
+        tensor = torch.from_numpy(np.ascontiguousarray(rgb.transpose(2, 0, 1)))[None]
+        return tensor.to(model_device(self.model))
 
     def _colour_frames(self, pairs: Sequence[tuple[np.ndarray, np.ndarray] | None],
                        wanted: Sequence[Sequence[Fraction]]) -> list[list[np.ndarray]]:
