@@ -5,8 +5,10 @@
 - `PerceptualStyleLoss`: VGG19 feature L1 (perceptual) and Gram-matrix (style) distances.
 
 All take images [B, 3, H, W] RGB in [0, 1] and compute in float32 on the input's device.
-Nothing is stored between calls: the number of pyramid levels is an argument of each call.
+Nothing is stored between calls but the blur kernel per device and dtype: the number of
+pyramid levels is an argument of each call.
 """
+import functools
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -25,6 +27,15 @@ VGG_BLOCKS = ((0, 4), (4, 9), (9, 18), (18, 27), (27, 36))
 VGG_BLOCKS_OFFICIAL = ((0, 4), (4, 9), (9, 18), (16, 27), (27, 36))
 
 
+@functools.lru_cache(maxsize=8)
+def binomial_kernel(device: torch.device, dtype: torch.dtype) -> Tensor:
+    """The 5x5 binomial blur [5, 5] (outer product of 1 4 6 4 1, over 256: sums to 1), made once
+    per device and dtype: on a GPU, a tensor built from Python numbers is a host-to-device copy
+    that waits for the queued work, at every pyramid otherwise."""
+    taps = torch.tensor(BINOMIAL, dtype=dtype)
+    return (torch.outer(taps, taps) / 256).to(device)
+
+
 def _blur(image: Tensor, kernel: Tensor) -> Tensor:
     """5x5 depthwise filter, border reflected (repeated for maps of 2 pixels or fewer, where
     reflection is undefined). image: [B, C, H, W] -> same shape."""
@@ -40,8 +51,7 @@ def laplacian_pyramid(image: Tensor, levels: int) -> list[Tensor]:
     down keeps every second pixel from index 0, up puts the pixels back at even positions of a
     zero map and blurs with 4x the kernel. The low-pass remainder is not returned.
     """
-    taps = image.new_tensor(BINOMIAL)
-    kernel = torch.outer(taps, taps) / 256                              # [5, 5], sums to 1
+    kernel = binomial_kernel(image.device, image.dtype)
     bands, current = [], image
     for _ in range(levels):
         low = _blur(current, kernel)[..., ::2, ::2]

@@ -379,26 +379,30 @@ class Trainer:
             out = self.model(im0, im1)
         terms = self.losses(out, gt)
         loss = sum(terms.values())
-        values = {"psnr": batch_psnr(out["I_t"].detach(), gt).mean().item(),
-                  **{name: term.item() for name, term in terms.items()}, "loss": loss.item()}
-        if not math.isfinite(values["loss"]):
-            raise UserError(f"the loss is {values['loss']} at step {self.step + 1}: training "
-                            "diverged (the weights are those before this step; --resume "
-                            "continues from the last checkpoint, e.g. with a lower --init_lr "
-                            "or --clip_grad)")
+        psnr = batch_psnr(out["I_t"].detach(), gt).mean()
         self.optimizer.zero_grad(set_to_none=True)
         self.scaler.scale(loss).backward()
         self.scaler.unscale_(self.optimizer)        # no-op without fp16's scaler
         # The total norm before clipping; clipping scales every gradient by one factor.
         grad_norm = nn.utils.clip_grad_norm_(self.raw_model.parameters(),
                                              self.config.clip_grad or math.inf)
+        # The step's numbers in one transfer, once the backward is queued: on a GPU each
+        # .item() waits for all queued work.
+        numbers = torch.stack([t.detach().float() for t in
+                               (psnr, *terms.values(), loss, grad_norm)]).tolist()
+        values = dict(zip(("psnr", *terms, "loss", "grad_norm"), numbers))
+        if not math.isfinite(values["loss"]):
+            raise UserError(f"the loss is {values['loss']} at step {self.step + 1}: training "
+                            "diverged (the weights are those before this step; --resume "
+                            "continues from the last checkpoint, e.g. with a lower --init_lr "
+                            "or --clip_grad)")
         self.scaler.step(self.optimizer)
         self.scaler.update()
         self.step += 1
         if self.average is not None:
             self.average.update(self.raw_model, step=self.step)
-        if math.isfinite(grad_norm := grad_norm.item()):   # fp16: overflow steps are skipped
-            values["grad_norm"] = grad_norm
+        if not math.isfinite(values["grad_norm"]):   # fp16: overflow steps are skipped
+            del values["grad_norm"]
         return {**values, "lr": lr}
 
     @property
