@@ -391,8 +391,14 @@ class Trainer:
         numbers = torch.stack([t.detach().float() for t in
                                (psnr, *terms.values(), loss, grad_norm)]).tolist()
         values = dict(zip(("psnr", *terms, "loss", "grad_norm"), numbers))
-        if not math.isfinite(values["loss"]):
-            raise UserError(f"the loss is {values['loss']} at step {self.step + 1}: training "
+        # Non-finite gradients (fp16's overflow steps aside, which the scaler skips) stop the run
+        # too: under torchrun they are what every process sees when one process's loss is not
+        # finite, as the gradients are averaged, so all stop together instead of waiting.
+        broken = next((name for name in ("loss", "grad_norm") if not math.isfinite(values[name])
+                       and (name == "loss" or self.config.amp != "fp16")), None)
+        if broken:
+            what = "loss" if broken == "loss" else "gradient norm"
+            raise UserError(f"the {what} is {values[broken]} at step {self.step + 1}: training "
                             "diverged (the weights are those before this step; --resume "
                             "continues from the last checkpoint, e.g. with a lower --init_lr "
                             "or --clip_grad)")

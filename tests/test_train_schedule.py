@@ -80,6 +80,16 @@ def test_a_loss_that_is_not_finite_stops_the_run_before_the_step(tmp_path):
     assert trainer.step == 0 and not trainer.optimizer.state
 
 
+def test_gradients_that_are_not_finite_stop_the_run_before_the_step(tmp_path):
+    """A finite loss whose gradients are not (as every process sees under torchrun when another
+    process's loss is NaN): the same UserError, naming the gradient norm, before AdamW moves."""
+    trainer = tiny_trainer(tmp_path)
+    next(trainer.raw_model.parameters()).register_hook(lambda grad: torch.full_like(grad, math.inf))
+    with pytest.raises(UserError, match=r"^the gradient norm is inf at step 1: training diverged"):
+        trainer.fit()
+    assert trainer.step == 0 and not trainer.optimizer.state
+
+
 def test_moving_average_is_validated_and_saved(tmp_path):
     """--ema: after the first step (decay min(0.99, 1/10)) the average is 0.1 x the initial
     weights + 0.9 x the trained ones; the checkpoint holds both."""
