@@ -1,8 +1,11 @@
 """Training-loop options beyond the authors' recipe: the learning rate held at its peak before the
-cosine (--lr_hold), gradient-norm clipping (--clip_grad) and a moving average of the weights
-(--ema)."""
+cosine (--lr_hold), gradient-norm clipping (--clip_grad), a moving average of the weights (--ema),
+and how a diverging run stops."""
 import dataclasses
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -88,6 +91,45 @@ def test_gradients_that_are_not_finite_stop_the_run_before_the_step(tmp_path):
     with pytest.raises(UserError, match=r"^the gradient norm is inf at step 1: training diverged"):
         trainer.fit()
     assert trainer.step == 0 and not trainer.optimizer.state
+
+
+# A torchrun process whose loss turns NaN (its losses scaled by NaN); each process reports how
+# its run ended.
+NAN_ON_RANK_1 = """
+import os, sys
+from pathlib import Path
+from network import UserError
+from test_train_schedule import tiny_trainer
+rank = int(os.environ["RANK"])
+trainer = tiny_trainer(Path(sys.argv[1]) / f"rank{rank}")
+if rank == 1:
+    losses = trainer.losses
+    trainer.losses = lambda out, gt: {k: v * float("nan") for k, v in losses(out, gt).items()}
+try:
+    trainer.fit()
+    print(f"rank {rank}: finished", flush=True)
+except UserError as error:
+    print(f"rank {rank}: {error}", flush=True)
+"""
+
+
+def test_under_torchrun_one_process_diverging_stops_them_all(tmp_path):
+    """Two CPU processes (gloo): when one's loss is NaN, the other sees the averaged gradients
+    turn NaN and stops too, at the same step, with the same message, instead of failing with a
+    traceback at its next collective once the first has gone."""
+    script = tmp_path / "nan_on_rank_1.py"
+    script.write_text(NAN_ON_RANK_1)
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone",
+               "--nproc_per_node", "2", str(script), str(tmp_path)]
+    tests = str(Path(__file__).parent)       # the child imports tiny_trainer from here
+    env = {**os.environ, "OMP_NUM_THREADS": "1",
+           "PYTHONPATH": os.pathsep.join([tests, os.environ.get("PYTHONPATH", "")])}
+    result = subprocess.run(command, cwd=tmp_path, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    ends = sorted(line for line in result.stdout.splitlines() if line.startswith("rank "))
+    assert [end.split(": training diverged")[0] for end in ends] == [
+        "rank 0: the gradient norm is nan at step 1", "rank 1: the loss is nan at step 1"], ends
 
 
 def test_moving_average_is_validated_and_saved(tmp_path):
