@@ -394,11 +394,12 @@ class Trainer:
         # Non-finite gradients (fp16's overflow steps aside, which the scaler skips) stop the run
         # too: under torchrun they are what every process sees when one process's loss is not
         # finite, as the gradients are averaged, so all stop together instead of waiting.
-        broken = next((name for name in ("loss", "grad_norm") if not math.isfinite(values[name])
-                       and (name == "loss" or self.config.amp != "fp16")), None)
+        finite_gradients = math.isfinite(values["grad_norm"])
+        broken = ("loss" if not math.isfinite(values["loss"]) else
+                  None if finite_gradients or self.config.amp == "fp16" else "gradient norm")
         if broken:
-            what = "loss" if broken == "loss" else "gradient norm"
-            raise UserError(f"the {what} is {values[broken]} at step {self.step + 1}: training "
+            value = values["loss" if broken == "loss" else "grad_norm"]
+            raise UserError(f"the {broken} is {value} at step {self.step + 1}: training "
                             "diverged (the weights are those before this step; --resume "
                             "continues from the last checkpoint, e.g. with a lower --init_lr "
                             "or --clip_grad)")
@@ -407,7 +408,7 @@ class Trainer:
         self.step += 1
         if self.average is not None:
             self.average.update(self.raw_model, step=self.step)
-        if not math.isfinite(values["grad_norm"]):   # fp16: overflow steps are skipped
+        if not finite_gradients:   # fp16: overflow steps are skipped
             del values["grad_norm"]
         return {**values, "lr": lr}
 

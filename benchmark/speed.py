@@ -31,16 +31,23 @@ from network.runtime import cpu_has_native
 FLOP_PROBE_SIZE = (256, 448)   # FLOPs are counted once at this size and scaled by area
 
 
+def cpuinfo_fields() -> dict[str, str]:
+    """The first CPU's fields of /proc/cpuinfo ("vendor_id", "model name", "flags", ...); empty
+    where there is no such file."""
+    cpuinfo = Path("/proc/cpuinfo")
+    fields: dict[str, str] = {}
+    for line in cpuinfo.read_text().splitlines() if cpuinfo.exists() else []:
+        key, _, value = line.partition(":")
+        fields.setdefault(key.strip(), value.strip())
+    return fields
+
+
 def cpu_name() -> str:
     """The CPU's model name, family and model numbers (which tell generations apart where a
     hypervisor shortens the name, e.g. AMD family 25 is Zen 3/4, 26 Zen 5) and its bf16
     instructions, from /proc/cpuinfo where there is one."""
-    cpuinfo = Path("/proc/cpuinfo")
-    if cpuinfo.exists():
-        fields = {}
-        for line in cpuinfo.read_text().splitlines():
-            key, _, value = line.partition(":")
-            fields.setdefault(key.strip(), value.strip())
+    fields = cpuinfo_fields()
+    if fields:
         name = fields.get("model name", platform.machine())
         if "cpu family" in fields and "model" in fields:
             name += f", family {fields['cpu family']} model {fields['model']}"

@@ -10,6 +10,8 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
+from benchmark.speed import cpuinfo_fields
+
 from network import (BASE, LITE, CheckpointError, InputPadder, Network, autocast,
                      detect_variant, load_model_checkpoint, load_network, read_state_dict, warp_backward)
 from network.atm import (MASKED, low_precision_windowed_attention, window_attention_mask,
@@ -33,14 +35,6 @@ TOLERANCE = 1e-4
 OTHER_KERNELS_TOLERANCE = 1e-3
 
 
-def cpu_vendor() -> str:
-    """The CPU's vendor string as Linux reports it ("AuthenticAMD", "GenuineIntel"); "" elsewhere."""
-    cpuinfo = Path("/proc/cpuinfo")
-    lines = cpuinfo.read_text().splitlines() if cpuinfo.exists() else []
-    return next((line.split(":", 1)[1].strip() for line in lines
-                 if line.startswith("vendor_id")), "")
-
-
 def reference_kernels(device: torch.device) -> bool:
     """Whether float32 on `device` runs the kernels the stored outputs were computed with."""
     if device.type != "cpu":
@@ -48,7 +42,8 @@ def reference_kernels(device: torch.device) -> bool:
     onednn_capped = any(os.environ.get(name, "ALL").upper() != "ALL"
                         for name in ("ONEDNN_MAX_CPU_ISA", "DNNL_MAX_CPU_ISA"))
     return (torch.backends.cpu.get_cpu_capability() == "AVX512" and not onednn_capped
-            and torch.get_num_threads() >= 2 and cpu_vendor() == "AuthenticAMD")
+            and torch.get_num_threads() >= 2
+            and cpuinfo_fields().get("vendor_id") == "AuthenticAMD")
 
 
 @pytest.fixture(autouse=True)
