@@ -12,12 +12,14 @@ import pytest
 
 import demo_2x
 from network import Interpolator, interpolate_video, load_network, parse_rate
+from network.video import VideoReader
 from video_clips import (audio_packets, bigbuckbunny, decoded_frames, resized, video_stream_facts,
                          write_clip)
 
 F = Fraction
 CLOCK = F(1, 90000)  # MPEG-TS's clock; also used for the MP4 clips made here
 VTEST = Path("/usr/share/doc/opencv-doc/examples/data/vtest.avi")
+MEGAMIND = VTEST.with_name("Megamind.avi")
 
 
 @pytest.fixture
@@ -215,6 +217,19 @@ def test_audio_starting_before_or_after_the_video_keeps_its_offset(tmp_path, run
                                                 (times[1] + end) / 2]
 
 
+def test_max_frames_keeps_the_audio_until_the_last_frame_ends(tmp_path, run):
+    clip = tmp_path / "slow.mp4"  # nominal 20 fps, but frame 2 lasts 100 ms, until 0.2 s
+    timed_clip(clip, moving_square(4), [0, 4500, 9000, 18000], audio_start=0)
+    times, _ = input_times(clip)
+    end = times[3]              # the end of the third frame: where the fourth starts
+    assert end == F(1, 5) > F(3, 20)
+    out = tmp_path / "slow_2x.mp4"
+    assert run("--video", clip, "--out", out, "--max_frames", 3) == 0
+    assert video_stream_facts(out)["times"] == [F(k, 40) for k in range(5)] + [F(3, 20)]
+    kept = [(payload, time) for payload, time in audio_times(clip) if time < end]
+    assert len(kept) == 9 and audio_times(out) == kept   # 24 ms packets from 0 to 0.192 s
+
+
 def test_damaged_ts_packet_is_skipped_with_a_warning_and_bridged(tmp_path, run, caplog):
     clip = tmp_path / "clean.ts"
     timed_clip(clip, moving_square(6), [9000 + 3600 * k for k in range(6)], rate=25)
@@ -283,6 +298,18 @@ def test_avi_without_timestamps_per_frame_keeps_its_rate(tmp_path, run):
     facts = video_stream_facts(out)
     assert facts["size"] == (768, 576) and facts["average_rate"] == 20
     assert facts["times"] == [F(k, 20) for k in range(4)]
+
+
+@pytest.mark.skipif(not MEGAMIND.exists(), reason="Megamind.avi comes with opencv-doc (apt)")
+def test_avi_with_packed_b_frames_keeps_every_frame_in_time(caplog):
+    """A DivX AVI whose decoded frames carry the presentation stamps in decoding order
+    (1, 2, 3, 5, 4, 6, ...): timed by their decoding stamps, all 270 frames, one per tick."""
+    caplog.set_level("WARNING")
+    with VideoReader(MEGAMIND) as reader:
+        times = [frame.time for frame in reader.frames()]
+    tick = F(125, 2997)
+    assert times == [tick * (k + 1) for k in range(270)]
+    assert not caplog.records
 
 
 def test_frame_repeating_a_timestamp_is_skipped_with_a_warning(tmp_path, run, caplog):

@@ -121,78 +121,124 @@ class VideoReader:
         self.colour: StreamColour | None = None  # of the first frame, once decoded
         self._last_time: Fraction | None = None
         self._origin: Fraction | None = None  # time of the first good frame: the grid's start
+        self._use_dts = False  # time frames by decoding stamps (`_check_stamps`)
 
     def _warn(self, message: str, *args) -> None:
         if self.warn:
             log.warning("%s: " + message, self.path.name, *args)
 
-    def _decode_packet(self, packet: av.Packet) -> Iterator[TimedFrame]:
-        """The good frames that one video packet completes."""
+    def _decode_packet(self, packet: av.Packet) -> list[av.VideoFrame]:
+        """The frames that one video packet completes, in display order."""
         try:
-            frames = self.video.decode(packet)
+            return self.video.decode(packet)
         except av.FFmpegError as error:
             self._warn("skipped a video packet the decoder rejects at %s (%s)",
                        _seconds(_packet_time(packet)), error.strerror or error)
-            return
-        for frame in frames:
-            stamp_time = self._time(frame)
-            time = self._on_grid(stamp_time, self.video.time_base / 2)
-            if frame.is_corrupt:
-                self._warn("skipped a damaged video frame at %s", _seconds(time))
-                continue
-            if self._last_time is not None and time <= self._last_time:
-                self._warn("skipped a video frame at %s: not after the previous frame (%s)",
-                           _seconds(time), _seconds(self._last_time))
-                continue
-            if self.colour is None:
-                self.colour = StreamColour.of_frame(frame)
-                self.display_matrix = _display_matrix(frame)
-                self._origin = time
-            self._last_time = time
-            duration = None
-            if frame.duration:
-                # start and duration are rounded each: the end may be off by a whole tick
-                end = stamp_time + frame.duration * self.video.time_base
-                duration = self._on_grid(end, self.video.time_base) - time
-            yield TimedFrame(frame_to_rgb(frame), time, duration)
+            return []
+
+    def _check_stamps(self, frame: av.VideoFrame, after: av.VideoFrame) -> None:
+        """Switch to decoding times for good when `after`, the frame shown next, has a
+        presentation stamp no later than `frame`'s while its decoding stamp is later: AVI files
+        with packed B-frames (DivX, Xvid) label decoded frames with the wrong presentation
+        stamps, in decoding order, but their decoding stamps count the frames as shown."""
+        if (not self._use_dts and None not in (frame.pts, after.pts, frame.dts, after.dts)
+                and after.pts <= frame.pts and after.dts > frame.dts):
+            self._use_dts = True
+            log.info("%s: presentation stamps out of order; timing frames by decoding stamps",
+                     self.path.name)
+
+    def _accept(self, frame: av.VideoFrame) -> TimedFrame | None:
+        """`frame` as a TimedFrame; None when it is damaged or not after the previous good
+        frame."""
+        stamp_time = self._time(frame)
+        time = self._on_grid(stamp_time, self.video.time_base / 2)
+        if frame.is_corrupt:
+            self._warn("skipped a damaged video frame at %s", _seconds(time))
+            return None
+        if self._last_time is not None and time <= self._last_time:
+            self._warn("skipped a video frame at %s: not after the previous frame (%s)",
+                       _seconds(time), _seconds(self._last_time))
+            return None
+        if self.colour is None:
+            self.colour = StreamColour.of_frame(frame)
+            self.display_matrix = _display_matrix(frame)
+            self._origin = time
+        self._last_time = time
+        duration = None
+        if frame.duration:
+            # start and duration are rounded each: the end may be off by a whole tick
+            end = stamp_time + frame.duration * self.video.time_base
+            duration = self._on_grid(end, self.video.time_base) - time
+        return TimedFrame(frame_to_rgb(frame), time, duration)
 
     def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
-                limit: int | None = None) -> Iterator[TimedFrame]:
+               limit: int | None = None) -> Iterator[TimedFrame]:
         """Yield the good video frames with their presentation times, in display order.
 
-        on_packet: receives every audio/subtitle packet as it is demuxed.
+        on_packet: receives every audio/subtitle packet, in demuxing order.
         limit: stop after this many frames; packets of the copied streams that start at or
-        after the nominal end of the last frame (limit / rate after the first) are left out.
+        after the end of the last frame (its time plus its duration: its own, else the
+        interval before it, else 1 / rate) are left out.
         """
-        end_time = None
-        if limit is not None:
-            start = self.video.start_time
-            start = Fraction(0) if start is None else Fraction(start) * self.video.time_base
-            end_time = start + limit / self.rate
+        held = None        # each decoded frame waits for the next, to check their stamps
+        pending = []       # with a limit: packets that may start after the last frame's end
+        last, before, end_time = None, None, None
         yielded = 0
+
+        def hand_out(packets, until):
+            """Pass on the packets that start before `until` (all: None); return the rest."""
+            kept = []
+            for packet in packets:
+                time = _packet_time(packet)
+                if until is None or time is None or time < until:
+                    on_packet(packet)
+                else:
+                    kept.append(packet)
+            return kept
+
         try:
             for packet in self.container.demux(self.video, *self.copied_streams):
                 if packet.stream.type != "video":
-                    time = _packet_time(packet)
-                    if on_packet and packet.size and (end_time is None or time is None
-                                                       or time < end_time):
-                        on_packet(packet)
+                    if on_packet and packet.size:
+                        if limit is None or end_time is not None:
+                            hand_out([packet], end_time)
+                        else:
+                            pending.append(packet)
                     continue
-                if limit is not None and yielded >= limit:
+                if end_time is not None:
                     if (_packet_time(packet) or 0) > end_time + 1:
                         break  # the copied streams are past the end as well
                     continue
                 for frame in self._decode_packet(packet):
-                    if limit is None or yielded < limit:
-                        yielded += 1
-                        yield frame
+                    if held is not None:
+                        self._check_stamps(held, frame)
+                        good = self._accept(held)
+                        if good is not None:
+                            yielded, last, before = yielded + 1, good, last
+                            yield good
+                    held = frame
+                    if limit is not None and yielded >= limit:
+                        held = None
+                        end_time = last.time + (last.duration or (
+                            last.time - before.time if before else 1 / self.rate))
+                        pending = hand_out(pending, end_time)
+                        break
+                    if pending and last is not None:
+                        pending = hand_out(pending, last.time)
+            good = None if held is None else self._accept(held)
+            if good is not None:
+                yield good
         except av.FFmpegError as error:
             raise UserError(f"cannot read {self.path} ({error.strerror or error})") from None
+        if on_packet and end_time is None:
+            hand_out(pending, None)
 
     def _time(self, frame: av.VideoFrame) -> Fraction:
         """Exact presentation time of a decoded frame (pts, else dts, else one nominal frame
-        after the previous good frame)."""
-        stamp = frame.pts if frame.pts is not None else frame.dts
+        after the previous good frame; dts alone once `_check_stamps` has found the pts out of
+        order: the decoder's last frames carry no dts but a pts of the wrong frame)."""
+        stamps = (frame.dts,) if self._use_dts else (frame.pts, frame.dts)
+        stamp = next((s for s in stamps if s is not None), None)
         if stamp is not None:
             return Fraction(stamp) * self.video.time_base
         return Fraction(0) if self._last_time is None else self._last_time + 1 / self.rate
