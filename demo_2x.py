@@ -72,8 +72,9 @@ def build_parser() -> argparse.ArgumentParser:
     timing.add_argument("--multi", type=int, choices=MULTIPLIERS, default=2,
                         help="output frames per input interval; 4 and 8 interpolate recursively")
     timing.add_argument("--fps", type=_rate, default=None, metavar="RATE",
-                        help="video only: output frame rate, e.g. 60, 59.94 (= 60000/1001) or "
-                             "60000/1001; frames between inputs by recursive midpoints")
+                        help="video only: output frame rate from 0.01 to 100000, e.g. 60, 59.94 "
+                             "(= 60000/1001) or 60000/1001; frames between inputs by recursive "
+                             "midpoints")
     video.add_argument("--scene_threshold", type=_within(float, 0, 1), default=None,
                        help="scene-change score in [0, 1] above which a frame pair is a cut and "
                             "the earlier frame is repeated instead of blended (1: never); when "

@@ -35,12 +35,15 @@ class Average(torch.nn.Module):
     ("60", F(60)), ("59.94", F(60000, 1001)), ("29.97", F(30000, 1001)),
     ("23.976", F(24000, 1001)), ("23.98", F(24000, 1001)), ("119.88", F(120000, 1001)),
     ("60000/1001", F(60000, 1001)), ("12.5", F(25, 2)), ("59.9", F(599, 10)), ("25.00", F(25)),
+    ("23.9760239", F(24000, 1001)), ("23.9760240", F(24000, 1001)),   # cut off, rounded
+    ("12.3456789", F(123456789, 10**7)), ("0.01", F(1, 100)), ("100000", F(100_000)),
 ])
 def test_parse_rate_reads_ntsc_decimals_as_fractions(text, rate):
     assert parse_rate(text) == rate
 
 
-@pytest.mark.parametrize("text", ["fast", "0", "-24", "30/0", ""])
+@pytest.mark.parametrize("text", ["fast", "0", "-24", "30/0", "", "1e-9", "0.009", "1e12",
+                                  "100000.5", "12.3456789012"])
 def test_parse_rate_refuses_nonsense(text):
     with pytest.raises(UserError):
         parse_rate(text)
@@ -77,6 +80,8 @@ def test_time_base_holds_every_step_exactly():
     assert time_base_for(F(1, 12800), F(1001, 60000)) == F(1, 960000)
     assert time_base_for(F(1, 30000) / 2, F(1001, 60000)) == F(1, 60000)
     assert time_base_for(F(1, 90000), F(0)) == F(1, 90000)
+    # 1 / 12.3456789 needs a denominator of 1234567890000 against 1/90000: microseconds instead
+    assert time_base_for(F(1, 90000), F(10**7, 123456789)) == F(1, 10**6)
 
 
 def test_rate_timeline_24_to_60_places_every_frame_exactly():

@@ -120,6 +120,16 @@ def test_vfr_multi_puts_each_new_frame_halfway_between_true_times(tmp_path, run,
     np.testing.assert_array_equal(result[9], result[8])
 
 
+def test_rate_no_32_bit_time_base_holds_is_written_in_microseconds(tmp_path, run):
+    clip = tmp_path / "three.mp4"   # 1/90000 clock: with 1/12.3456789 s frames, the exact
+    timed_clip(clip, moving_square(3), [0, 4500, 9000])   # time base needs 41 bits
+    out = tmp_path / "odd_rate.mp4"
+    assert run("--video", clip, "--out", out, "--fps", "12.3456789") == 0
+    with av.open(str(out)) as container:
+        assert container.streams.video[0].time_base == F(1, 10**6)
+    assert video_stream_facts(out)["times"] == [F(0), F(81, 1000)]   # 1/12.3456789 = 0.0810000007
+
+
 def test_vfr_to_constant_rate_places_frames_against_true_times(tmp_path, run):
     clip = tmp_path / "vfr.mp4"
     timed_clip(clip, moving_square(4), [0, 3000, 12000, 15000])  # 33, 100, 33 ms; last 50 ms

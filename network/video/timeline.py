@@ -27,6 +27,9 @@ from ..runtime import UserError
 
 MIDPOINT_TOLERANCE = Fraction(1, 64)
 NTSC = Fraction(1000, 1001)  # the NTSC rates are n * 1000/1001 (59.94 -> 60000/1001)
+RATE_RANGE = (Fraction(1, 100), Fraction(100_000))  # frames per second that --fps accepts
+MAX_TERM = 2**31 - 1       # FFmpeg's rationals hold 32-bit numerators and denominators
+FINEST_TIME_BASE = Fraction(1, 1_000_000)  # FFmpeg's own clock, for times no time base holds
 
 
 class OutputFrame(NamedTuple):
@@ -40,9 +43,11 @@ def parse_rate(text: str | float | Fraction) -> Fraction:
     """A frame rate as users write it -> exact frames per second.
 
     "60" -> 60; "60000/1001" -> 60000/1001; a decimal with two or more places that is
-    n * 1000/1001 rounded for some integer n means that NTSC fraction ("59.94", "29.97",
-    "23.976" -> 60000/1001, 30000/1001, 24000/1001); other decimals are exact ("12.5").
-    Numbers are read as they print: 59.94 as "59.94", Fraction(60000, 1001) exactly.
+    n * 1000/1001 rounded or cut off for some integer n means that NTSC fraction ("59.94",
+    "29.97", "23.976", "23.9760239" -> 60000/1001, 30000/1001, 24000/1001, 24000/1001); other
+    decimals are exact ("12.5"). Numbers are read as they print: 59.94 as "59.94",
+    Fraction(60000, 1001) exactly. UserError outside 1/100 to 100,000 frames per second, and
+    for fractions whose terms FFmpeg cannot hold (32 bits).
     """
     text = str(text)
     try:
@@ -54,8 +59,16 @@ def parse_rate(text: str | float | Fraction) -> Fraction:
     places = len(text.strip().partition(".")[2])
     if places >= 2 and rate.denominator != 1:
         ntsc = round(rate / NTSC) * NTSC
-        if round(ntsc, places) == rate:
+        cut = Fraction(math.floor(ntsc * 10**places), 10**places)
+        if rate in (round(ntsc, places), cut):
             return ntsc
+    low, high = RATE_RANGE
+    if not low <= rate <= high:
+        raise UserError(f"the frame rate must be from {float(low):g} to {float(high):g} frames "
+                        f"per second, got {text!r}")
+    if max(rate.numerator, rate.denominator) > MAX_TERM:
+        raise UserError(f"the frame rate {text!r} is too precise for a video file; give fewer "
+                        "decimal places or a fraction such as 24000/1001")
     return rate
 
 
@@ -85,10 +98,13 @@ def midpoint_depth(position: Fraction) -> int:
 
 def time_base_for(*steps: Fraction) -> Fraction:
     """The largest time base (seconds per tick) that holds every one of `steps` exactly, i.e.
-    their greatest common divisor as fractions; zero steps are ignored."""
+    their greatest common divisor as fractions; zero steps are ignored. Where that needs a
+    denominator beyond FFmpeg's 32 bits (a rate such as 12.3456789 against a 1/90000 clock),
+    1 microsecond: times are then rounded to it."""
     steps = [abs(Fraction(s)) for s in steps if s]
-    return Fraction(math.gcd(*(s.numerator for s in steps)),
-                    math.lcm(*(s.denominator for s in steps)))
+    exact = Fraction(math.gcd(*(s.numerator for s in steps)),
+                     math.lcm(*(s.denominator for s in steps)))
+    return exact if exact.denominator <= MAX_TERM else FINEST_TIME_BASE
 
 
 class MultiTimeline:
