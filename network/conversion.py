@@ -55,7 +55,8 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
     reader = stack.enter_context(Y4MReader(sys.stdin.buffer))
     info = VideoInfo(width=reader.width, height=reader.height, rate=reader.rate, frame_count=0,
                      time_base=1 / reader.rate,
-                     timeline_start=Fraction(0), display_matrix=None, colour=reader.colour)
+                     timeline_start=Fraction(0), display_matrix=None,
+                     pixel_aspect=reader.pixel_aspect, colour=reader.colour)
     return reader, info
 
 
@@ -132,6 +133,7 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
                 target, (width, info.height), rate, time_base=time_base,
                 time_offset=info.timeline_start, codec=codec, pix_fmt=pix_fmt,
                 colour=info.colour, crf=crf, display_matrix=info.display_matrix,
+                pixel_aspect=info.pixel_aspect,
                 copy_from=reader.copied_streams, metadata=dict(reader.container.metadata)))
                 for target, width in zip(targets, widths)]
 

@@ -127,6 +127,18 @@ def test_odd_sized_rotated_video_keeps_rotation_and_pads_to_even(tmp_path, run):
     assert mean_abs(last[49, :65], frames[1][48]) < 2.0  # the added row repeats the last one
 
 
+@pytest.mark.parametrize("suffix", [".mp4", ".mkv"])
+def test_anamorphic_video_keeps_its_pixel_aspect_ratio(tmp_path, run, suffix):
+    clip = tmp_path / "dvd.mp4"   # 16:9 shown from a 4:3 frame, as on a widescreen DVD
+    write_clip(clip, resized(decoded_frames(carphone(), 0, 2), (64, 48)), Fraction(25),
+               pixel_aspect=Fraction(4, 3))
+    out = (tmp_path / "dvd_2x").with_suffix(suffix)
+    assert run("--video", clip, "--out", out, "--global_off") == 0
+    facts = video_stream_facts(out)
+    assert facts["pixel_aspect"] == Fraction(4, 3) and facts["frames"] == 4
+    assert video_stream_facts(clip)["pixel_aspect"] == Fraction(4, 3)
+
+
 def test_frames_dir_writes_numbered_pngs(tmp_path, run, lite_ckpt, device):
     source = tmp_path / "frames"
     source.mkdir()

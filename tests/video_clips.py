@@ -55,7 +55,8 @@ def yuv420_round_trip(rgb: np.ndarray) -> np.ndarray:
 
 def write_clip(path: Path, frames: list[np.ndarray], rate: Fraction, *, codec: str = "libx264",
                pix_fmt: str = "yuv420p", rotation: float | None = None,
-               audio_from: Path | None = None, first_pts: int = 0) -> None:
+               pixel_aspect: Fraction | None = None, audio_from: Path | None = None,
+               first_pts: int = 0) -> None:
     """Encode RGB frames at `rate` (pts first_pts, first_pts + 1, ... in time base 1/rate);
     with `audio_from`, copy that file's first audio stream for as long as the frames last,
     packets unchanged."""
@@ -69,6 +70,8 @@ def write_clip(path: Path, frames: list[np.ndarray], rate: Fraction, *, codec: s
             video.options = {"crf": "0"}
         if rotation is not None:
             video.set_display_rotation(rotation)
+        if pixel_aspect is not None:
+            video.codec_context.sample_aspect_ratio = pixel_aspect
         source = av.open(str(audio_from)) if audio_from else None
         if source is not None:
             audio_in = source.streams.audio[0]
@@ -99,7 +102,8 @@ def audio_packets(path: Path) -> list[tuple[bytes, float]]:
 
 
 def video_stream_facts(path: Path) -> dict:
-    """Codec, pixel format, size, exact rates, frame count and display rotation."""
+    """Codec, pixel format, size, exact rates, frame count, display rotation and pixel aspect
+    ratio."""
     with av.open(str(path)) as container:
         stream = container.streams.video[0]
         frames = list(container.decode(stream))
@@ -107,4 +111,4 @@ def video_stream_facts(path: Path) -> dict:
                 "size": (stream.codec_context.width, stream.codec_context.height),
                 "average_rate": stream.average_rate, "guessed_rate": stream.guessed_rate,
                 "frames": len(frames), "times": [Fraction(f.pts) * f.time_base for f in frames],
-                "rotation": frames[0].rotation}
+                "rotation": frames[0].rotation, "pixel_aspect": stream.sample_aspect_ratio}

@@ -22,7 +22,9 @@ Conventions:
   by time_offset. A stream the container cannot hold (SRT in .mp4, mov_text in .mkv, AAC
   in .webm) is left out with a one-line warning.
 * The input's display matrix (rotation or flip metadata) is set on the output; frames are
-  never rotated themselves, so players show the output as they show the input.
+  never rotated themselves, so players show the output as they show the input. So is a
+  non-square pixel aspect ratio (anamorphic DVD, DV, HDV) in .mp4, .mov and .mkv; WebM's
+  encoders and y4m drop it.
 * Every file is written under a temporary name and renamed into place when complete, so
   a failed or interrupted run (an exception, Ctrl-C, or SIGTERM inside
   `network.interruption.terminate_as_interrupt`) never leaves half a file or replaces an

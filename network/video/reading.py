@@ -29,6 +29,7 @@ class VideoInfo:
     time_base: Fraction  # seconds per tick of the video timestamps
     timeline_start: Fraction  # seconds, earliest start of the video and the copied streams
     display_matrix: tuple[int, ...] | None  # 9 ints in FFmpeg's layout; None: shown as stored
+    pixel_aspect: Fraction | None  # width / height of a pixel (anamorphic video); None: square
     colour: StreamColour  # matrix, range, tags and bit depth of the first frame
 
 
@@ -61,6 +62,11 @@ def _display_matrix(frame: av.VideoFrame) -> tuple[int, ...] | None:
     return None
 
 
+def pixel_aspect(ratio: Fraction | None) -> Fraction | None:
+    """A sample aspect ratio as FFmpeg reports it -> None when square or unknown (0, 1, None)."""
+    return None if not ratio or ratio == 1 else Fraction(ratio)
+
+
 def probe_video(path: str | Path) -> VideoInfo:
     """Read the header and decode the first two good frames; UserError unless `path` is a
     video with at least two decodable frames and a known frame rate."""
@@ -81,7 +87,8 @@ def probe_video(path: str | Path) -> VideoInfo:
         return VideoInfo(width=first.image.shape[1], height=first.image.shape[0],
                          rate=reader.rate, frame_count=stream.frames,
                          time_base=Fraction(stream.time_base), timeline_start=min(starts),
-                         display_matrix=reader.display_matrix, colour=reader.colour)
+                         display_matrix=reader.display_matrix,
+                         pixel_aspect=reader.pixel_aspect, colour=reader.colour)
 
 
 def _packet_time(packet: av.Packet) -> Fraction | None:
@@ -117,6 +124,7 @@ class VideoReader:
             raise UserError(f"{path}: the frame rate of the video stream is unknown")
         self.rate = Fraction(rate)  # nominal frames per second
         self.copied_streams = [s for s in self.container.streams if s.type in COPIED_STREAM_TYPES]
+        self.pixel_aspect = pixel_aspect(self.video.sample_aspect_ratio)
         self.display_matrix: tuple[int, ...] | None = None  # of the first frame, once decoded
         self.colour: StreamColour | None = None  # of the first frame, once decoded
         self._last_time: Fraction | None = None

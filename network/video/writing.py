@@ -124,6 +124,9 @@ class VideoWriter:
         (default: `default_pix_fmt` at the depth of `colour`).
     colour: matrix, range and tags to encode with (default: untagged 8-bit BT.601 limited).
     crf, preset: see `encoder_options`.
+    display_matrix: rotation/flip metadata to set (9 ints in FFmpeg's layout).
+    pixel_aspect: width / height of a pixel, for anamorphic video (MP4, MOV and Matroska hold
+        it; WebM's encoders and y4m drop it); default square.
     copy_from: audio/subtitle streams of the input whose packets `copy_packet` receives;
         a stream the container cannot hold is left out with a warning.
 
@@ -138,6 +141,7 @@ class VideoWriter:
                  pix_fmt: str | None = None, colour: StreamColour | None = None,
                  crf: int = DEFAULT_CRF, preset: str = "medium",
                  display_matrix: tuple[int, ...] | None = None,
+                 pixel_aspect: Fraction | None = None,
                  copy_from: Iterable[av.stream.Stream] = (),
                  metadata: dict[str, str] | None = None):
         path, rate = Path(path), parse_rate(rate)
@@ -154,6 +158,8 @@ class VideoWriter:
         self.container = av.open(str(self.partial), "w", format=container_format)
         try:
             self._add_video_stream(codec, size, crf, preset, display_matrix, container_format)
+            if pixel_aspect:
+                self.stream.codec_context.sample_aspect_ratio = pixel_aspect
             self._copied = self._add_copied_streams(copy_from)
             if container_format in ("mp4", "mov"):
                 self._exact_edit_lists()

@@ -18,7 +18,7 @@ import numpy as np
 from ..runtime import UserError
 from .colour import (AVCOL_RANGE_JPEG, AVCOL_RANGE_MPEG, StreamColour, format_depth,
                      frame_to_rgb, rgb_to_frame)
-from .reading import TimedFrame
+from .reading import TimedFrame, pixel_aspect
 
 log = logging.getLogger(__name__)
 
@@ -66,7 +66,8 @@ class Y4MReader:
     """Decodes a y4m stream from a binary file object (e.g. sys.stdin.buffer) as TimedFrames:
     frame k at exactly k / rate seconds; rate, size and depth come from the header.
 
-    Has the interface of `VideoReader`: `frames`, `rate`, `colour`, `display_matrix` (None),
+    Has the interface of `VideoReader`: `frames`, `rate`, `colour`, `pixel_aspect` (the
+    header's A field), `display_matrix` (None),
     `copied_streams` (always empty), `close` and use as a context manager.
     """
 
@@ -86,6 +87,7 @@ class Y4MReader:
         self.colour = StreamColour(full_range=cc.color_range == AVCOL_RANGE_JPEG,
                                    bit_depth=format_depth(cc.pix_fmt))
         self.display_matrix = None
+        self.pixel_aspect = pixel_aspect(cc.sample_aspect_ratio)
         self.copied_streams: list[av.stream.Stream] = []
 
     def frames(self, on_packet: Callable[[av.Packet], None] | None = None,
