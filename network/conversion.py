@@ -133,7 +133,7 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
                 target, (width, info.height), rate, time_base=time_base,
                 time_offset=info.timeline_start, codec=codec, pix_fmt=pix_fmt,
                 colour=info.colour, crf=crf, display_matrix=info.display_matrix,
-                pixel_aspect=info.pixel_aspect,
+                pixel_aspect=info.pixel_aspect, video_from=reader.video,
                 copy_from=reader.copied_streams, metadata=dict(reader.container.metadata)))
                 for target, width in zip(targets, widths)]
 

@@ -8,6 +8,7 @@ import sys
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import cv2
 import numpy as np
 import pytest
@@ -137,6 +138,37 @@ def test_anamorphic_video_keeps_its_pixel_aspect_ratio(tmp_path, run, suffix):
     facts = video_stream_facts(out)
     assert facts["pixel_aspect"] == Fraction(4, 3) and facts["frames"] == 4
     assert video_stream_facts(clip)["pixel_aspect"] == Fraction(4, 3)
+
+
+@pytest.mark.parametrize("suffix", [".mkv", ".mp4"])
+def test_streams_keep_their_language_title_and_disposition(tmp_path, run, suffix):
+    clip = tmp_path / "dubbed.mkv"   # Japanese video; English (default) and French audio
+    write_clip(clip, resized(decoded_frames(carphone(), 0, 2), (64, 48)), Fraction(25),
+               audio_from=bigbuckbunny())
+    tags = [{"language": "jpn", "title": "picture"}, {"language": "eng", "title": "original"},
+            {"language": "fra", "title": "dubbed"}]
+    tagged = tmp_path / "tagged.mkv"
+    with av.open(str(clip)) as source, av.open(str(tagged), "w") as out:
+        streams = [out.add_stream_from_template(s) for s in (*source.streams, source.streams[1])]
+        for stream, stream_tags in zip(streams, tags):
+            stream.metadata.update(stream_tags)
+        streams[1].disposition = av.stream.Disposition.default
+        for packet in source.demux():
+            if packet.size:
+                copies = [streams[1], streams[2]] if packet.stream.type == "audio" else [streams[0]]
+                for stream in copies:
+                    packet.stream = stream
+                    out.mux(packet)
+    out = (tmp_path / "tagged_2x").with_suffix(suffix)
+    assert run("--video", tagged, "--out", out, "--global_off") == 0
+    with av.open(str(out)) as result:
+        assert [s.type for s in result.streams] == ["video", "audio", "audio"]
+        languages = [s.metadata.get("language") for s in result.streams]
+        titles = [s.metadata.get("title", s.metadata.get("name")) for s in result.streams]  # MP4
+        defaults = [bool(s.disposition & av.stream.Disposition.default) for s in result.streams]
+    assert languages == ["jpn", "eng", "fra"]
+    assert titles == ["picture", "original", "dubbed"]
+    assert defaults[1] and not defaults[2]
 
 
 def test_frames_dir_writes_numbered_pngs(tmp_path, run, lite_ckpt, device):

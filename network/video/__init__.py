@@ -19,7 +19,8 @@ Conventions:
 * 4:2:0 and 4:2:2 need even sizes: a frame with an odd width or height gets one replicated
   column on the right or row at the bottom.
 * Audio and subtitle streams are copied packet by packet: same bytes, timestamps moved only
-  by time_offset. A stream the container cannot hold (SRT in .mp4, mov_text in .mkv, AAC
+  by time_offset. Every stream keeps its tags (language, title) and disposition (default,
+  forced, ...). A stream the container cannot hold (SRT in .mp4, mov_text in .mkv, AAC
   in .webm) is left out with a one-line warning.
 * The input's display matrix (rotation or flip metadata) is set on the output; frames are
   never rotated themselves, so players show the output as they show the input. So is a

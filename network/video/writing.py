@@ -25,9 +25,24 @@ ENCODERS = {"h264": "libx264", "hevc": "libx265", "av1": "libsvtav1", "vp9": "li
             "ffv1": "ffv1", "prores": "prores_ks"}
 # Container tags that the muxer writes itself.
 MUXER_TAGS = ("major_brand", "minor_version", "compatible_brands", "encoder")
+# Stream tags that describe the input's encoding or that muxers write themselves (Matroska's
+# statistics, MP4's handler), compared in lower case; a stream's other tags (language, title)
+# are copied.
+STREAM_MUXER_TAGS = ("duration", "number_of_frames", "number_of_bytes", "bps", "encoder",
+                     "handler_name", "vendor_id", "_statistics_writing_app",
+                     "_statistics_writing_date_utc", "_statistics_tags")
 AVCOL_TRC_HDR = (16, 18)  # SMPTE 2084 (PQ), ARIB STD-B67 (HLG)
 # Constant rate factor when none is given: looks lossless in H.264/HEVC (on the 0-51 scale).
 DEFAULT_CRF = 18
+
+
+def copy_description(source: av.stream.Stream, target: av.stream.Stream) -> None:
+    """Give `target` the tags (language, title, ...) and disposition (default, forced,
+    ...) of `source`, leaving out the tags in STREAM_MUXER_TAGS."""
+    for key, value in source.metadata.items():
+        if key.lower() not in STREAM_MUXER_TAGS:
+            target.metadata[key] = value
+    target.disposition = source.disposition
 
 
 def chroma_subsampling(pix_fmt: str) -> tuple[int, int]:
@@ -127,6 +142,8 @@ class VideoWriter:
     display_matrix: rotation/flip metadata to set (9 ints in FFmpeg's layout).
     pixel_aspect: width / height of a pixel, for anamorphic video (MP4, MOV and Matroska hold
         it; WebM's encoders and y4m drop it); default square.
+    video_from: the input's video stream, whose tags (language, title) and disposition the
+        output's video stream takes, as every copied stream takes its own.
     copy_from: audio/subtitle streams of the input whose packets `copy_packet` receives;
         a stream the container cannot hold is left out with a warning.
 
@@ -142,6 +159,7 @@ class VideoWriter:
                  crf: int = DEFAULT_CRF, preset: str = "medium",
                  display_matrix: tuple[int, ...] | None = None,
                  pixel_aspect: Fraction | None = None,
+                 video_from: av.stream.Stream | None = None,
                  copy_from: Iterable[av.stream.Stream] = (),
                  metadata: dict[str, str] | None = None):
         path, rate = Path(path), parse_rate(rate)
@@ -160,6 +178,8 @@ class VideoWriter:
             self._add_video_stream(codec, size, crf, preset, display_matrix, container_format)
             if pixel_aspect:
                 self.stream.codec_context.sample_aspect_ratio = pixel_aspect
+            if video_from is not None:
+                copy_description(video_from, self.stream)
             self._copied = self._add_copied_streams(copy_from)
             if container_format in ("mp4", "mov"):
                 self._exact_edit_lists()
@@ -211,6 +231,7 @@ class VideoWriter:
                             stream.type, stream.index, codec, self.path.suffix)
                 continue
             copied[stream.index] = (stream, self.container.add_stream_from_template(stream))
+            copy_description(stream, copied[stream.index][1])
         return copied
 
     def _exact_edit_lists(self) -> None:
