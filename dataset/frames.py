@@ -19,6 +19,28 @@ def read_rgb(path: Path) -> np.ndarray:
     return np.ascontiguousarray(image[:, :, ::-1])
 
 
+def check_triplet(frames: Triplet, where: Path, crop: int | None = None) -> Triplet:
+    """`frames` unchanged; UserError naming `where` (the triplet's folder or first file) unless
+    the three are of one size and, with `crop`, at least crop x crop."""
+    sizes = [frame.shape[:2] for frame in frames]
+    if len(set(sizes)) > 1:
+        raise UserError(f"triplet {where}: frames of different sizes "
+                        f"({', '.join(f'{h}x{w}' for h, w in sizes)})")
+    height, width = sizes[0]
+    if crop and (height < crop or width < crop):
+        raise UserError(f"triplet {where}: frames of {height}x{width}, smaller than the crop "
+                        f"{crop}x{crop}")
+    return frames
+
+
+def read_lines(path: Path, what: str) -> list[str]:
+    """The lines of the text file `path` (`what` it is); UserError if it is not text."""
+    try:
+        return path.read_text().splitlines()
+    except UnicodeDecodeError:
+        raise UserError(f"{what} {path} is not a text file") from None
+
+
 def to_tensors(frames: Triplet) -> tuple[Tensor, Tensor, Tensor]:
     """Three H x W x 3 uint8 RGB arrays -> three [3, H, W] float32 tensors in [0, 1]."""
     return tuple(torch.from_numpy(np.ascontiguousarray(frame.transpose(2, 0, 1))).float() / 255

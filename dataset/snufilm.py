@@ -6,7 +6,7 @@ from torch.utils.data import Dataset
 
 from network import UserError
 
-from .frames import read_rgb, require_dir, require_file, to_tensors
+from .frames import check_triplet, read_lines, read_rgb, require_dir, require_file, to_tensors
 
 MODES = ("easy", "medium", "hard", "extreme")
 LIST_PREFIX = "data/SNU-FILM/test/"  # written at the start of every path in the list files
@@ -16,7 +16,7 @@ def read_snufilm_list(list_file: Path, image_root: Path) -> list[tuple[Path, Pat
     """(I0, GT, I1) paths of every line of a SNU-FILM list, in file order: the three paths of a
     line with LIST_PREFIX standing for `image_root`. UserError for a malformed or empty list."""
     triplets = []
-    for number, line in enumerate(list_file.read_text().splitlines(), start=1):
+    for number, line in enumerate(read_lines(list_file, "SNU-FILM list"), start=1):
         if not line.strip():
             continue
         entries = line.split()
@@ -47,11 +47,13 @@ class SnuFilm(Dataset):
         list_file = next((path for path in candidates if path.is_file()), candidates[0])
         require_file(list_file, f"SNU-FILM {mode} list")
         self.triplets = read_snufilm_list(list_file, self.root)
-        for path in self.triplets[0]:
-            require_file(path, "SNU-FILM frame")
+        for triplet in self.triplets:    # all of them now, not after an epoch of training
+            for path in triplet:
+                require_file(path, "SNU-FILM frame")
 
     def __len__(self) -> int:
         return len(self.triplets)
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
-        return to_tensors(tuple(read_rgb(path) for path in self.triplets[index]))
+        paths = self.triplets[index]
+        return to_tensors(check_triplet(tuple(read_rgb(path) for path in paths), paths[0]))

@@ -263,6 +263,11 @@ def write_rgb(path: Path, image: np.ndarray) -> None:
         raise UserError(f"cannot write {path}")
 
 
+def is_known_motion_set(root: Path) -> bool:
+    """Whether `root` holds a set `write_known_motion` wrote (its first test triplet's flows)."""
+    return (root / "sequences" / "00002" / "0001" / FLOW_FILES[0]).is_file()
+
+
 def write_known_motion(root: Path, train: int = 2000, test: int = 48,
                        size: tuple[int, int] = (128, 128), kinds: tuple[str, ...] = KINDS,
                        max_shift: float = 6.0, seed: int = 0, progress: bool = False) -> Path:
@@ -275,7 +280,8 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
     x then y) and `valid.png` (255 where the flows are judged). Scene kinds cycle through
     `kinds`; triplet k of a split depends only on (seed, split, k). The two lists are removed
     first and written last, so a set that was not finished (an error, Ctrl-C) is no set at all
-    rather than a mix of two. `progress`: a progress bar on stderr (once writing takes 2 s).
+    rather than a mix of two. `root` must be new, empty or a set written before (which is
+    replaced): UserError for a folder holding anything else, such as a Vimeo90K copy. `progress`: a progress bar on stderr (once writing takes 2 s).
     """
     root = Path(root)
     height, width = size
@@ -283,12 +289,15 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
         raise UserError(f"a set needs training and test triplets, got {train} and {test}")
     if min(height, width) < 16:
         raise UserError(f"frames of {height}x{width} pixels are too small (16x16 at least)")
-    if not max_shift >= 0:                                        # NaN included
-        raise UserError(f"the largest shift must be at least 0 pixels, got {max_shift}")
+    if not 0 <= max_shift < math.inf:                              # NaN included
+        raise UserError(f"the largest shift must be a number of pixels from 0 up, got {max_shift}")
     if seed < 0:
         raise UserError(f"the seed must be at least 0, got {seed}")
     if root.exists() and not root.is_dir():
         raise UserError(f"{root} exists and is not a directory")
+    if root.is_dir() and any(root.iterdir()) and not is_known_motion_set(root):
+        raise UserError(f"{root} holds files that are not a known-motion set (a Vimeo90K copy?); "
+                        "give a new or empty folder, or one this command wrote before")
     lists = {split: root / f"tri_{split}list.txt" for split in ("train", "test")}
     for path in lists.values():
         path.unlink(missing_ok=True)
@@ -342,9 +351,13 @@ class KnownMotionTriplet(VimeoTriplet):
 
 def main(argv: list[str] | None = None) -> int:
     """`python -m dataset.synthetic DIR`: write a known-motion set."""
-    parser = CommandLineParser(description=write_known_motion.__doc__,
-                               formatter_class=DefaultsHelpFormatter)
-    parser.add_argument("root", type=Path, help="folder to write (Vimeo90K layout)")
+    parser = CommandLineParser(
+        description="Write a known-motion set in the Vimeo90K layout: triplets of real "
+                    "photographs moved by known shifts, rotations, zooms and occluding layers; "
+                    "the test triplets come with their true flows (README: Known-motion data).",
+        formatter_class=DefaultsHelpFormatter)
+    parser.add_argument("root", type=Path, help="folder to write: new, empty, or a set this "
+                                                "command wrote before (replaced)")
     parser.add_argument("--train", type=int, default=2000, help="training triplets")
     parser.add_argument("--test", type=int, default=48, help="test triplets (with true flows)")
     parser.add_argument("--size", type=int, nargs=2, default=(128, 128), metavar=("H", "W"),

@@ -7,7 +7,8 @@ from torch.utils.data import Dataset
 from network import UserError
 
 from .augment import random_crop, vimeo_augment
-from .frames import read_rgb, require_dir, require_file, sample_rng, to_tensors
+from .frames import (check_triplet, read_lines, read_rgb, require_dir, require_file, sample_rng,
+                     to_tensors)
 
 LIST_FILES = {"train": "tri_trainlist.txt", "test": "tri_testlist.txt"}
 
@@ -29,7 +30,8 @@ class VimeoTriplet(Dataset):
         self.root = require_dir(root, "Vimeo90K triplet root (holding tri_trainlist.txt, "
                                       "tri_testlist.txt and sequences/)")
         list_file = require_file(self.root / LIST_FILES[split], f"Vimeo90K {split} list")
-        self.names = [line.strip() for line in list_file.read_text().splitlines() if line.strip()]
+        self.names = [line.strip() for line in read_lines(list_file, f"Vimeo90K {split} list")
+                      if line.strip()]
         if not self.names:
             raise UserError(f"Vimeo90K {split} list {list_file} names no triplets")
         self.train = split == "train"
@@ -63,7 +65,9 @@ class VimeoTriplet(Dataset):
         return [require_file(folder / f"im{k}.png", "Vimeo90K frame") for k in (1, 2, 3)]
 
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
-        frames = tuple(read_rgb(path) for path in self._frame_paths(index))
+        paths = self._frame_paths(index)
+        frames = check_triplet(tuple(read_rgb(path) for path in paths), paths[0].parent,
+                               self.crop)
         if self.train:
             rng = sample_rng(self.seed, self.epoch, index)
             if self.crop:

@@ -8,7 +8,7 @@ from torch.utils.data import Dataset
 from network import UserError
 
 from .augment import random_crop, x4k_augment
-from .frames import read_rgb, require_dir, sample_rng, to_tensors
+from .frames import check_triplet, read_rgb, require_dir, sample_rng, to_tensors
 
 FRAMES_PER_CLIP = 65  # frames 0..64 of every training clip are used
 
@@ -79,7 +79,8 @@ class X4KTrain(Dataset):
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor, Tensor]:
         rng = sample_rng(self.seed, self.epoch, index)
         indices = draw_triplet(rng, **self.steps)
-        frames = tuple(read_rgb(self.clips[index][i]) for i in indices)
+        paths = [self.clips[index][i] for i in indices]
+        frames = check_triplet(tuple(read_rgb(path) for path in paths), paths[0], self.crop)
         frames = random_crop(frames, self.crop, rng)
         if self.augment:
             frames = x4k_augment(frames, rng)

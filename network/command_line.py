@@ -19,11 +19,14 @@ class CommandLineParser(argparse.ArgumentParser):
 
 class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
     """--help shows each flag's default, except None: those flags' help says what leaving them
-    out does."""
+    out does. A list default reads as it is typed (`--size 128 128`: "default: 128 128")."""
 
     def _get_help_string(self, action: argparse.Action) -> str:
         if action.default is None:
             return action.help
+        if isinstance(action.default, (list, tuple)):
+            typed = " ".join(map(str, action.default)).replace("%", "%%")
+            return f"{action.help} (default: {typed})"
         return super()._get_help_string(action)
 
 

@@ -9,7 +9,8 @@ import train
 from dataset import ShardedSampler, SnuFilm, VimeoTriplet, X4KTrain, draw_triplet
 from dataset.frames import read_rgb
 from network import UserError
-from training_data import SNUFILM_SIZE, VIMEO_SIZE, X4K_SIZE, make_vimeo, smoke_args
+from training_data import (SNUFILM_SIZE, VIMEO_SIZE, X4K_SIZE, make_snufilm, make_vimeo,
+                           smoke_args, write_rgb)
 
 
 @pytest.fixture(scope="module")
@@ -174,3 +175,41 @@ def test_a_listed_triplet_without_its_files_fails_before_training(tmp_path, caps
     assert capsys.readouterr().err.strip().splitlines() == [
         f"error: Vimeo90K frame not found: expected the file {missing}"]
     assert not (tmp_path / "checkpoints").exists()
+
+
+def test_a_triplet_of_mismatched_or_small_frames_is_one_clear_line(tmp_path, capsys):
+    """A training triplet whose frames differ in size, or are smaller than the crop, stops the
+    run naming its folder (was a ValueError traceback, or a collate error naming nothing)."""
+    vimeo = make_vimeo(tmp_path / "vimeo")
+    folder = vimeo / "sequences" / "00001" / "0002"
+    ground_truth = read_rgb(folder / "im2.png")
+    write_rgb(folder / "im2.png", ground_truth[:60, :60])
+    assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--epochs", "1",
+                       *smoke_args(tmp_path), "--num_workers", "1"]) == 1
+    assert capsys.readouterr().err.strip().splitlines()[-1] == (
+        f"error: triplet {folder}: frames of different sizes (64x112, 60x60, 64x112)")
+    for name in ("im1.png", "im2.png", "im3.png"):
+        write_rgb(folder / name, ground_truth[:48, :48])
+    with pytest.raises(UserError, match=f"^triplet {folder}: frames of 48x48, smaller than the "
+                                        "crop 64x64$"):
+        VimeoTriplet(vimeo, "train", crop=64)[1]
+
+
+def test_list_files_that_are_not_text_are_one_clear_line(tmp_path):
+    vimeo = make_vimeo(tmp_path / "vimeo")
+    (vimeo / "tri_trainlist.txt").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(UserError, match="^Vimeo90K train list .* is not a text file$"):
+        VimeoTriplet(vimeo, "train")
+    snufilm = make_snufilm(tmp_path / "snufilm")
+    (snufilm / "eval_modes" / "test-hard.txt").write_bytes(bytes(range(128, 256)))
+    with pytest.raises(UserError, match="^SNU-FILM list .* is not a text file$"):
+        SnuFilm(snufilm)
+
+
+def test_snufilm_checks_every_listed_frame_before_training(tmp_path):
+    """Validation runs after an epoch of training: a missing frame there is found at the start."""
+    snufilm = make_snufilm(tmp_path / "snufilm")
+    last = SnuFilm(snufilm).triplets[-1][2]
+    last.unlink()
+    with pytest.raises(UserError, match=f"^SNU-FILM frame not found: expected the file {last}$"):
+        SnuFilm(snufilm)

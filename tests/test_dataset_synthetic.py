@@ -1,6 +1,7 @@
 """Known-motion triplets: frames, true flows and the Vimeo90K-layout writer, checked against
 motions worked out by hand and against the frames themselves."""
 import math
+import shutil
 import subprocess
 import sys
 
@@ -151,17 +152,18 @@ def test_writer_command_runs_without_warnings(tmp_path):
 def test_an_unfinished_rewrite_leaves_no_set(tmp_path):
     """Writing over a set removes its lists first and writes them last: a rewrite that fails
     half way (here the test folder cannot be made) leaves no set, not old lists over new files."""
-    root = write_known_motion(tmp_path / "set", train=2, test=1, size=(32, 32))
-    (root / "sequences" / "00002" / "0001").rename(tmp_path / "moved")
-    (root / "sequences" / "00002" / "0001").write_text("in the way")
+    root = write_known_motion(tmp_path / "set", train=2, test=2, size=(32, 32))
+    (root / "sequences" / "00002" / "0002").rename(tmp_path / "moved")
+    (root / "sequences" / "00002" / "0002").write_text("in the way")
     with pytest.raises(OSError):
-        write_known_motion(root, train=2, test=1, size=(32, 32), seed=1)
+        write_known_motion(root, train=2, test=2, size=(32, 32), seed=1)
     assert not (root / "tri_trainlist.txt").exists() and not (root / "tri_testlist.txt").exists()
 
 
 def test_writer_command_names_what_it_cannot_write(tmp_path, capsys):
-    (tmp_path / "set").mkdir()
-    (tmp_path / "set" / "sequences").write_text("a file where the folders go")
+    root = write_known_motion(tmp_path / "set", train=1, test=1, size=(32, 32))
+    shutil.rmtree(root / "sequences" / "00001")
+    (root / "sequences" / "00001").write_text("a file where the folders go")
     assert synthetic.main([str(tmp_path / "set"), "--train", "1", "--test", "1"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith(f"error: cannot write {tmp_path / 'set'}"), err
@@ -169,8 +171,9 @@ def test_writer_command_names_what_it_cannot_write(tmp_path, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["--train", "0", "--test", "0"], "needs training and test triplets, got 0 and 0"),
-    (["--max_shift", "-3"], "largest shift must be at least 0"),
-    (["--max_shift", "nan"], "largest shift must be at least 0 pixels, got nan"),
+    (["--max_shift", "-3"], "largest shift must be a number of pixels from 0 up"),
+    (["--max_shift", "nan"], "largest shift must be a number of pixels from 0 up, got nan"),
+    (["--max_shift", "inf"], "largest shift must be a number of pixels from 0 up, got inf"),
     (["--seed", "-1"], "the seed must be at least 0, got -1"),
     (["--size", "8", "8"], "8x8 pixels are too small"),
     (["--size", "700", "700", "--train", "1", "--test", "1"], "photograph is too small"),
@@ -180,3 +183,22 @@ def test_writer_refuses_an_impossible_set_in_one_line(tmp_path, capsys, argv, me
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("error: ") and message in err[0], err
     assert not (tmp_path / "set" / "tri_trainlist.txt").exists()
+
+
+def test_writer_refuses_a_folder_holding_other_files(tmp_path, capsys):
+    """A Vimeo90K copy (here its layout made by hand) is never written over; a set written
+    before is (re-running the command with other settings replaces it)."""
+    vimeo = tmp_path / "vimeo"
+    frame = vimeo / "sequences" / "00001" / "0001" / "im1.png"
+    frame.parent.mkdir(parents=True)
+    frame.write_bytes(b"a Vimeo90K frame")
+    (vimeo / "tri_trainlist.txt").write_text("00001/0001\n")
+    assert synthetic.main([str(vimeo), "--train", "1", "--test", "1", "--size", "32", "32"]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"error: {vimeo} holds files that are not a known-motion set (a Vimeo90K "
+                   "copy?); give a new or empty folder, or one this command wrote before"]
+    assert frame.read_bytes() == b"a Vimeo90K frame"
+    assert (vimeo / "tri_trainlist.txt").read_text() == "00001/0001\n"
+    root = write_known_motion(tmp_path / "set", train=2, test=1, size=(32, 32))
+    write_known_motion(root, train=1, test=1, size=(32, 32), seed=1)
+    assert (root / "tri_trainlist.txt").read_text() == "00001/0001\n"
