@@ -134,6 +134,8 @@ def test_phase4_without_vgg_weights_is_one_clear_line(data, tmp_path, capsys):
     (train, ["--phase", "1", "--log_every", "0"], "--log_every must be at least 1, got 0"),
     (train, ["--phase", "1", "--lap_levels", "0"], "--lap_levels must be at least 1, got 0"),
     (train, ["--phase", "1", "--init_lr", "0"], "--init_lr must be more than 0, got 0.0"),
+    (train, ["--phase", "1", "--init_lr", "inf"], "--init_lr must be a finite number, got inf"),
+    (train, ["--phase", "1", "--warp_weight", "inf"], "--warp_weight must be a finite number"),
     (train, ["--phase", "1", "--ema", "1.5"], "--ema must be at least 0 and less than 1, got 1.5"),
     (train, ["--phase", "1", "--num_workers", "-1"], "--num_workers must be at least 0, got -1"),
     (train, ["--phase", "1", "--max_steps", "-1"], "--max_steps must be at least 0, got -1"),

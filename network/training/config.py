@@ -1,5 +1,6 @@
 """The settings of a training run (TrainConfig) and the ranges they must lie in."""
 import argparse
+import math
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -33,6 +34,8 @@ def check_settings(settings: object) -> None:
     settings: a TrainConfig or the command line's argparse.Namespace."""
     for name, (allowed, wording) in SETTING_LIMITS.items():
         value = getattr(settings, name, None)
+        if value is not None and not math.isfinite(value):
+            raise UserError(f"--{name} must be a finite number, got {value}")
         if value is not None and not allowed(value):
             raise UserError(f"--{name} must be {wording}, got {value}")
 
