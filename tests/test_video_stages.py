@@ -1,5 +1,8 @@
 """network.video.stages: order, bounded queues, errors handed across threads, clean stops."""
 import itertools
+import os
+import signal
+import threading
 
 import pytest
 
@@ -29,7 +32,7 @@ def test_read_ahead_stops_an_endless_producer_when_left_early():
     with ReadAhead(endless(), size=3) as ahead:
         first = list(itertools.islice(ahead, 5))
     assert first == [0, 1, 2, 3, 4]
-    assert not ahead._thread.is_alive()
+    assert ahead._ended.is_set()
     assert len(produced) <= 5 + 3 + 2  # taken, queued, and at most one in hand plus one
 
 
@@ -60,5 +63,27 @@ def test_write_behind_stops_when_the_caller_fails():
     with pytest.raises(KeyboardInterrupt), WriteBehind(consumed.append, size=50) as behind:
         behind.put(1)
         raise KeyboardInterrupt
-    assert not behind._thread.is_alive()
+    assert behind._ended.is_set()
     assert consumed in ([], [1])
+
+
+def test_ctrl_c_while_closing_stops_the_thread_before_it_propagates():
+    """SIGINT arrives while close waits for the last items: the item in hand is finished, the
+    others dropped, and the thread has ended when KeyboardInterrupt leaves close (before it,
+    the thread went on encoding into a writer the caller was closing)."""
+    started, release, consumed = threading.Event(), threading.Event(), []
+
+    def consume(item):
+        started.set()
+        release.wait(10)
+        consumed.append(item)
+
+    stage = WriteBehind(consume)
+    for item in range(3):
+        stage.put(item)
+    assert started.wait(10)
+    threading.Timer(0.3, os.kill, (os.getpid(), signal.SIGINT)).start()
+    threading.Timer(1.0, release.set).start()
+    with pytest.raises(KeyboardInterrupt):
+        stage.close()
+    assert stage._ended.is_set() and consumed == [0]

@@ -21,11 +21,17 @@ class _Stage:
         self._queue: queue.Queue = queue.Queue(size)
         self._stop = threading.Event()
         self._error: BaseException | None = None
-        self._thread: threading.Thread | None = None
+        # Set by the thread as it ends. Waited on instead of Thread.join, which Ctrl-C can
+        # interrupt in a way that leaves the thread marked as ended while it runs on.
+        self._ended = threading.Event()
 
     def _start(self, target: Callable[[], None], name: str) -> None:
-        self._thread = threading.Thread(target=target, name=name, daemon=True)
-        self._thread.start()
+        def run() -> None:
+            try:
+                target()
+            finally:
+                self._ended.set()
+        threading.Thread(target=run, name=name, daemon=True).start()
 
     def _put(self, item: Any) -> bool:
         """Queue `item`, waiting while the queue is full; False once the stage is stopped."""
@@ -40,7 +46,7 @@ class _Stage:
     def stop(self) -> None:
         """Make the background thread finish its current item and end; wait for it."""
         self._stop.set()
-        self._thread.join()
+        self._ended.wait()
 
 
 class ReadAhead(_Stage):
@@ -97,9 +103,16 @@ class WriteBehind(_Stage):
             raise self._error
 
     def close(self) -> None:
-        """Wait until every item is consumed; raise what consuming raised."""
+        """Wait until every item is consumed; raise what consuming raised. Interrupted while
+        waiting (Ctrl-C), stop after the item in hand, so that nothing the thread consumes
+        into (a writer) is closed under it."""
         self._queue.put(_END)
-        self._thread.join()
+        try:
+            self._ended.wait()
+        except BaseException:
+            self._stop.set()
+            self._ended.wait()
+            raise
         if self._error is not None:
             raise self._error
 
@@ -112,4 +125,4 @@ class WriteBehind(_Stage):
         else:
             self._stop.set()
             self._queue.put(_END)
-            self._thread.join()
+            self._ended.wait()
