@@ -118,7 +118,8 @@ def test_rgb_conversion_uses_the_matrix_and_range_both_ways(matrix, full_range, 
     assert back.dtype == np.uint8 and np.abs(back.astype(int) - red).max() <= 2
 
 
-def test_rgb_source_becomes_bt709_limited_yuv_at_its_depth(tmp_path):
+@pytest.mark.parametrize("tagged_rgb", [True, False])   # FFV1 RGB from FFmpeg is often untagged
+def test_rgb_source_becomes_bt709_limited_yuv_at_its_depth(tmp_path, tagged_rgb):
     src = tmp_path / "rgb.mkv"
     x = np.linspace(0, 65535, 64)
     image = np.stack(np.broadcast_arrays(x[None, :], x[::-1, None], np.full((64, 1), 30000.0)),
@@ -126,7 +127,8 @@ def test_rgb_source_becomes_bt709_limited_yuv_at_its_depth(tmp_path):
     with av.open(str(src), "w") as out:
         stream = out.add_stream("ffv1", rate=25)
         stream.width, stream.height, stream.pix_fmt = 64, 64, "gbrp10le"
-        stream.codec_context.colorspace = 0  # AVCOL_SPC_RGB
+        if tagged_rgb:
+            stream.codec_context.colorspace = 0  # AVCOL_SPC_RGB; else 2, unspecified
         for index in range(2):
             frame = av.VideoFrame.from_ndarray(image, "rgb48le").reformat(format="gbrp10le")
             frame.pts = index

@@ -46,7 +46,8 @@ class StreamColour:
         RGB frames (PNG, FFV1/ProRes RGB) describe a limited-range YUV output."""
         full_range = not frame.format.is_rgb and (frame.color_range == AVCOL_RANGE_JPEG
                                                   or frame.format.name.startswith("yuvj"))
-        return cls(matrix=frame.colorspace, primaries=frame.color_primaries,
+        matrix = AVCOL_SPC_RGB if frame.format.is_rgb else frame.colorspace   # often untagged
+        return cls(matrix=matrix, primaries=frame.color_primaries,
                    transfer=frame.color_trc, full_range=full_range,
                    bit_depth=format_depth(frame.format.name))
 
