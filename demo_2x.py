@@ -190,7 +190,9 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> tuple | None:
         check_video_request(args.video, args.out, fps=args.fps, codec=args.codec,
                             combine=args.combine_video, max_frames=args.max_frames)
         if args.out != PIPE:
-            check_output_path(args.out, CONTAINER_FORMATS)
+            targets = [args.out, comparison_path(args.out)] if args.combine_video else [args.out]
+            for target in targets:
+                check_output_path(target, CONTAINER_FORMATS)
         if args.video != PIPE:
             info = probe_video(args.video)
             if args.out != PIPE:   # --codec/--pix_fmt against the encoder and the container
@@ -248,8 +250,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: no partial output
             _run(args)
-    except (UserError, OSError) as error:
+    except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:        # e.g. a folder it may not write in: name the file
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
         return interruption_status(interruption)

@@ -274,12 +274,15 @@ def test_path_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
     (used / "00000007.png").write_bytes(b"an earlier run's frame")
     combined = tmp_path / "in_combine.mp4"       # where --out in.mp4 --combine_video writes
     combined.write_bytes(clip.read_bytes())
+    (tmp_path / "kept_combine.mp4").mkdir()      # where --out kept.mp4 --combine_video writes
     files = {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()}
     video_out, frames_out = tmp_path / "out.mp4", tmp_path / "frames_out"
     cases = [(["--video", clip, "--out", clip], "would replace the input"),
              (["--video", combined, "--out", clip, "--combine_video"],
               f"output {combined} would replace the input"),
              (["--video", frames, "--out", video_out], "is a directory"),
+             (["--video", clip, "--out", tmp_path / "kept.mp4", "--combine_video"],
+              f"output {tmp_path / 'kept_combine.mp4'} is a directory"),
              (["--video", clip, "--out", frames], "is a directory"),
              (["--frames_dir", frames, "--out", frames], "would replace the input"),
              (["--frames_dir", frames, "--out", used], "is not empty"),
@@ -298,6 +301,14 @@ def test_path_mistakes_fail_before_the_checkpoint_is_read(tmp_path, capsys):
         err = capsys.readouterr().err.strip().splitlines()
         assert code == 1 and len(err) == 1 and message in err[0], (argv, err)
     assert {p: p.read_bytes() for p in tmp_path.rglob("*") if p.is_file()} == files
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_an_output_nothing_can_be_written_to_is_one_line_naming_it(run, capsys):
+    """/proc takes no new files, even from root (whom permission checks let through)."""
+    assert run("--video", carphone(), "--out", "/proc/out.mp4", "--max_frames", 2) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and err[0].startswith("error: cannot write /proc/out.mp4 ("), err
 
 
 def test_a_mismatched_frame_leaves_no_output_folder(tmp_path, run, capsys):

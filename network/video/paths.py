@@ -9,7 +9,8 @@ from ..runtime import UserError
 
 
 def check_output_path(path: Path, suffixes: Iterable[str]) -> None:
-    """UserError unless `path` has one of `suffixes` and its directory exists."""
+    """UserError unless `path` has one of `suffixes` and its directory exists and can be
+    written in."""
     suffixes = tuple(suffixes)
     if path.is_dir():
         raise UserError(f"output {path} is a directory")
@@ -18,6 +19,8 @@ def check_output_path(path: Path, suffixes: Iterable[str]) -> None:
         raise UserError(f"output {path} must end in {choice}")
     if not path.parent.is_dir():
         raise UserError(f"output directory does not exist: {path.parent}")
+    if not os.access(path.parent, os.W_OK | os.X_OK):
+        raise UserError(f"output {path}: no permission to write in {path.parent}")
 
 
 def check_not_input(path: Path, inputs: Iterable[Path]) -> None:

@@ -186,6 +186,10 @@ class VideoWriter:
             for key, value in (metadata or {}).items():
                 if key not in MUXER_TAGS:
                     self.container.metadata[key] = value
+            self.container.start_encoding()   # opens the file: an unwritable place fails here
+        except av.FFmpegError as error:
+            self._discard()
+            raise UserError(f"cannot write {path} ({error.strerror or error})") from None
         except BaseException:
             self._discard()
             raise
