@@ -17,8 +17,8 @@ import torch.distributed as dist
 
 from dataset import KnownMotionTriplet, SnuFilm, VimeoTriplet, X4KTrain
 from dataset.snufilm import MODES as SNUFILM_MODES
-from network import (PRECISIONS, VARIANTS, UserError, detect_variant, keep_freed_memory,
-                     read_state_dict)
+from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, read_state_dict
+from network.checkpoint import detect_file_variant
 from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
 from network.interruption import interruption_code, interruption_status, terminate_as_interrupt
 from network.pretrained import resolve_checkpoint
@@ -300,7 +300,7 @@ def resolve_model(args: argparse.Namespace) -> None:
                     "(--init_ckpt)", args.phase)
     if args.model_type is None:
         start = latest_checkpoint(args.model_checkpoints) if args.resume else args.init_ckpt
-        args.model_type = detect_variant(read_state_dict(start)) if start else "base"
+        args.model_type = detect_file_variant(read_state_dict(start), start) if start else "base"
 
 
 def run(args: argparse.Namespace) -> None:

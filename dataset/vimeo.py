@@ -46,8 +46,8 @@ class VimeoTriplet(Dataset):
         self.epoch = 0
         height, width = read_rgb(self._frame_paths(0)[0]).shape[:2]
         if self.crop and (height < self.crop or width < self.crop):
-            raise UserError(f"Vimeo90K frames are {height}x{width}, smaller than the crop "
-                            f"{self.crop}x{self.crop}")
+            raise UserError(f"the frames of {self.root} are {height}x{width}, smaller than the "
+                            f"crop {self.crop}x{self.crop}")
 
     def files_per_triplet(self) -> dict[str, str]:
         """{file name: what it is} of each triplet's folder in this split."""

@@ -88,9 +88,17 @@ def detect_variant(state_dict: dict[str, Tensor]) -> str:
                           "channels")
 
 
+def detect_file_variant(state_dict: dict[str, Tensor], path: str | Path) -> str:
+    """`detect_variant` of the weights read from `path`, whose errors name the file."""
+    try:
+        return detect_variant(state_dict)
+    except CheckpointError as error:
+        raise CheckpointError(f"{path}: {error}") from None
+
+
 def _load_weights(model: Network, state_dict: dict[str, Tensor], path: str | Path,
                   strict: bool) -> None:
-    variant = detect_variant(state_dict)
+    variant = detect_file_variant(state_dict, path)
     if variant != model.variant:
         raise CheckpointError(f"{path} holds {variant} weights but the model is {model.variant}; "
                               f"use --model_type {variant} (or let the variant be detected)")
@@ -128,10 +136,7 @@ def load_network(path: str | Path, variant: str | None = None, device: str | tor
     path = Path(path).expanduser()
     checkpoint = read_checkpoint(path)
     state_dict = _weights(checkpoint, path)
-    try:
-        detected = detect_variant(state_dict)
-    except CheckpointError as error:
-        raise CheckpointError(f"{path}: {error}") from None
+    detected = detect_file_variant(state_dict, path)
     if variant is not None and variant != detected:
         raise CheckpointError(f"{path} holds {detected} weights, not {variant}")
     if global_motion is None:

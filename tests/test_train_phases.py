@@ -172,6 +172,15 @@ def test_data_flags_the_phase_would_ignore_or_lacks_are_one_line(data, tmp_path,
     assert not (tmp_path / "checkpoints").exists()
 
 
+def test_init_ckpt_of_another_network_is_one_line_naming_it(data, tmp_path, capsys):
+    foreign = tmp_path / "classifier.pt"
+    torch.save({"conv1.weight": torch.zeros(8, 3, 3, 3)}, foreign)
+    assert train.main(["--phase", "1", "--vimeo_path", str(data["vimeo"]), "--init_ckpt",
+                       str(foreign), *smoke_args(tmp_path)[2:]]) == 1   # no --model_type
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {foreign}: not an ATM-VFI state_dict (no feat_extracts.0.0.0.weight)"]
+
+
 def test_x4k_batch_must_split_across_processes(data, tmp_path, capsys, monkeypatch):
     # Under torchrun (WORLD_SIZE) each process takes batch / processes samples: 3 over 2 would
     # silently train on 2, so it is refused before anything is read.
