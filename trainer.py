@@ -330,6 +330,10 @@ class Trainer:
         if config.max_steps and self.step >= config.max_steps:
             log.info("already at step %d of --max_steps %d", self.step, config.max_steps)
             return
+        if start_epoch >= config.epochs:
+            log.info("already at epoch %d, past --epochs %d: nothing to train", start_epoch,
+                     config.epochs)
+            return
         for epoch in range(start_epoch, config.epochs):
             data = self.epoch_data(epoch)
             steps = self.steps_in_epoch(epoch)

@@ -2,6 +2,7 @@
 from pathlib import Path
 
 import numpy as np
+from natsort import natsorted, ns
 from torch import Tensor
 from torch.utils.data import Dataset
 
@@ -56,7 +57,8 @@ class X4KTrain(Dataset):
                    for clip in sorted(scene.iterdir()) if clip.is_dir()]
         if not folders:
             raise UserError(f"X4K1000FPS training root {root} holds no <scene>/<clip>/ folders")
-        self.clips = [sorted(clip.glob("*.png")) for clip in folders]
+        # Frame numbers by value (the release pads them, so 0002 before 0010 either way)
+        self.clips = [natsorted(sorted(clip.glob("*.png")), alg=ns.PATH) for clip in folders]
         for clip, frames in zip(folders, self.clips):
             if len(frames) < FRAMES_PER_CLIP:
                 raise UserError(f"X4K1000FPS clip {clip} has {len(frames)} PNG frames; expected "

@@ -213,3 +213,12 @@ def test_snufilm_checks_every_listed_frame_before_training(tmp_path):
     last.unlink()
     with pytest.raises(UserError, match=f"^SNU-FILM frame not found: expected the file {last}$"):
         SnuFilm(snufilm)
+
+
+def test_x4k_orders_unpadded_frame_numbers_by_value(tmp_path):
+    clip = tmp_path / "scene" / "clip"
+    clip.mkdir(parents=True)
+    for i in range(65):
+        write_rgb(clip / f"{i}.png", np.full((64, 64, 3), i, np.uint8))
+    assert [path.stem for path in X4KTrain(tmp_path, crop=64).clips[0][:12]] == [
+        str(i) for i in range(12)]                  # not 0, 1, 10, 11, ...

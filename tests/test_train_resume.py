@@ -77,6 +77,14 @@ def test_resume_with_other_schedule_settings_says_so(vimeo, tmp_path, caplog):
     assert any("absent.pt is not used" in w for w in warnings), warnings
 
 
+def test_resume_past_the_last_epoch_says_so(vimeo, tmp_path, caplog):
+    phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--epochs", "1")
+    with caplog.at_level(logging.INFO, logger="trainer"):
+        phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--epochs", "1", "--resume")
+    assert "already at epoch 1, past --epochs 1: nothing to train" in [
+        r.getMessage() for r in caplog.records]
+
+
 def test_resume_without_a_checkpoint_is_one_clear_line(vimeo, tmp_path, capsys):
     assert train.main(["--phase", "1", "--vimeo_path", str(vimeo), "--resume",
                        *smoke_args(tmp_path)]) == 1
