@@ -225,7 +225,7 @@ class Trainer:
         if saved_phase != self.config.phase:
             raise UserError(f"--resume: {path} is from phase {saved_phase}, not phase "
                             f"{self.config.phase}")
-        self._report_changed_settings(extra["meta_data"])
+        self._report_changed_settings(extra["meta_data"], mid_epoch=bool(extra["position"][1]))
         average = None
         if "trained_state_dict" in extra:     # saved with --ema: model_state_dict is the average
             average = {k: v.clone() for k, v in self.raw_model.state_dict().items()}
@@ -264,9 +264,9 @@ class Trainer:
             log.info("epoch %d: the stopped run had trained on %d of its samples; it goes on "
                      "after %d batches of %d", epoch, samples_done, self.position[1], batch_size)
 
-    def _report_changed_settings(self, saved: dict) -> None:
-        """Warn when --resume goes on with other schedule settings than the checkpoint's run
-        (allowed: e.g. more --epochs to train longer)."""
+    def _report_changed_settings(self, saved: dict, mid_epoch: bool) -> None:
+        """Warn when --resume goes on with other settings than the checkpoint's run (allowed:
+        e.g. more --epochs to train longer); `mid_epoch`: the run stopped inside an epoch."""
         config = self.config
         changed = [f"{flag} {saved[key]} -> {now}" for flag, key, now in (
             ("--batch_size", "batch_size", config.batch_size),
@@ -274,11 +274,19 @@ class Trainer:
             ("--init_lr", "initial learning rate", config.init_lr),
             ("--last_lr", "final learning rate", config.last_lr),
             ("--warmup", "warmup step", config.warmup),
-            ("--lr_hold", "lr_hold", config.lr_hold)) if saved.get(key, now) != now]
+            ("--lr_hold", "lr_hold", config.lr_hold),
+            ("--weight_decay", "weight decay", config.weight_decay),
+            ("--clip_grad", "clip_grad", config.clip_grad), ("--ema", "ema", config.ema),
+            ("--amp", "amp", config.amp), ("--lap_weight", "lap_weight", config.lap_weight),
+            ("--lap_levels", "lap_levels", config.lap_levels),
+            ("--warp_weight", "warp_weight", config.warp_weight),
+            ("--seed", "seed", config.seed)) if saved.get(key, now) != now]
         if changed:
             log.warning("--resume with settings other than the checkpoint's (%s): the run goes on "
-                        "with the new ones, its learning-rate curve and epochs recomputed",
-                        ", ".join(changed))
+                        "with the new ones, its learning-rate curve and epochs recomputed%s",
+                        ", ".join(changed), "; another --seed draws the rest of this epoch in "
+                        "another order, so some of its samples come twice and others not at all"
+                        if saved.get("seed", config.seed) != config.seed and mid_epoch else "")
 
     # --- data ------------------------------------------------------------------------------
 
@@ -530,6 +538,8 @@ class Trainer:
             "phase": config.phase, "model_type": self.network_config.name,
             "global_motion": config.global_motion, "amp": config.amp,
             "world_size": self.dist.world_size, "total steps": self.total_steps,
+            "seed": config.seed, "lap_weight": config.lap_weight,
+            "lap_levels": config.lap_levels, "warp_weight": config.warp_weight,
         }
         checkpoint = {
             "model_state_dict": self.validated_model.state_dict(),

@@ -71,9 +71,11 @@ def test_resume_with_other_schedule_settings_says_so(vimeo, tmp_path, caplog):
     phase1(vimeo, tmp_path / "first", tmp_path / "ckpt", "--max_steps", "1")
     # --init_ckpt (here a file that does not exist) has no say in a resumed run
     phase1(vimeo, tmp_path / "second", tmp_path / "ckpt", "--max_steps", "2", "--resume",
-           "--batch_size", "4", "--init_lr", "3e-4", "--init_ckpt", str(tmp_path / "absent.pt"))
+           "--batch_size", "4", "--init_lr", "3e-4", "--init_ckpt", str(tmp_path / "absent.pt"),
+           "--seed", "7")
     warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
-    assert any("--batch_size 2 -> 4, --init_lr 0.0002 -> 0.0003" in w for w in warnings), warnings
+    assert any("--batch_size 2 -> 4, --init_lr 0.0002 -> 0.0003, --seed 22112023 -> 7)" in w
+               and "some of its samples come twice" in w for w in warnings), warnings
     assert any("absent.pt is not used" in w for w in warnings), warnings
 
 
