@@ -7,6 +7,7 @@ epochs alternating.
 `python finetune.py --phase N --help` shows that phase's defaults; every one is a flag.
 """
 import argparse
+import logging
 from pathlib import Path
 
 from finetune_trainer import FinetuneTrainer
@@ -14,6 +15,8 @@ from loss import PerceptualStyleLoss, load_vgg19_features
 from network.training import TrainConfig, check_run_folders, check_settings
 from train import (check_batching, check_data_flags, resolve_model, run_cli, vimeo_sources,
                    x4k_sources)
+
+log = logging.getLogger(__name__)
 
 SHARED = dict(global_motion=True, freeze="none", load_optimizer=True, batch_size=16,
               x4k_batch_size=5, crop=256, x4k_crop=448, epochs=300, init_lr=4e-5,
@@ -54,6 +57,13 @@ def run(args: argparse.Namespace) -> None:
     if args.perceptual_weight or args.style_weight:
         perceptual = PerceptualStyleLoss(load_vgg19_features(args.vgg_weights),
                                          official_blocks=args.vgg_official_blocks)
+    else:
+        unused = [flag for flag, given in (("--vgg_weights", args.vgg_weights is not None),
+                                           ("--vgg_official_blocks", args.vgg_official_blocks))
+                  if given]
+        if unused:
+            log.warning("%s: not used, as the perceptual and style weights are 0 (phase %d)",
+                        ", ".join(unused), args.phase)
     vimeo = vimeo_sources(args, args.batch_size, args.crop)
     x4k = x4k_sources(args, args.x4k_batch_size, args.x4k_crop)
     FinetuneTrainer(TrainConfig.from_args(args), vimeo, x4k, perceptual,

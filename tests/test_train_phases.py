@@ -79,11 +79,14 @@ def test_phase2_trains_only_the_global_branch(phase1_ckpt, phase2_ckpt):
     assert after["meta_data"]["global_motion"] is True
 
 
-def test_phase3_alternates_vimeo_and_x4k(data, phase2_ckpt, tmp_path):
+def test_phase3_alternates_vimeo_and_x4k(data, phase2_ckpt, tmp_path, caplog):
     assert finetune.main(["--phase", "3", "--init_ckpt", str(phase2_ckpt), "--vimeo_path",
                           str(data["vimeo"]), "--x4k_path", str(data["x4k"]), "--snufilm_path",
                           str(data["snufilm"]), "--epochs", "2", "--x4k_batch_size", "2",
-                          "--x4k_crop", "64", *smoke_args(tmp_path)]) == 0
+                          "--x4k_crop", "64", "--vgg_weights", str(tmp_path / "vgg19.pth"),
+                          *smoke_args(tmp_path)]) == 0
+    assert "--vgg_weights: not used, as the perceptual and style weights are 0 (phase 3)" in [
+        r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
     names = sorted(p.name.split("_step")[0] for p in (tmp_path / "checkpoints").glob("*.pt"))
     assert names == ["vimeo_epoch_0", "x4k_epoch_1"]
     assert {"val_vimeo/psnr", "val_snufilm/psnr", "val_vimeo/images", "val_snufilm/images",
