@@ -23,9 +23,10 @@ from .video import (TimedFrame, VideoInfo, VideoReader, VideoWriter, Y4MReader, 
                     check_not_input, describe_image, list_images, probe_video, read_image,
                     write_image)
 from .video.paths import partial_path
+from .video.reading import timeline_start
 from .video.stages import ReadAhead, WriteBehind
 from .video.timeline import MultiTimeline, RateTimeline, parse_rate, time_base_for
-from .video.writing import DEFAULT_CRF
+from .video.writing import DEFAULT_CRF, streams_kept
 
 
 @dataclass
@@ -55,7 +56,7 @@ def _open_source(src: Path, stack: contextlib.ExitStack) -> tuple[VideoReader | 
     reader = stack.enter_context(Y4MReader(sys.stdin.buffer))
     info = VideoInfo(width=reader.width, height=reader.height, rate=reader.rate, frame_count=0,
                      time_base=1 / reader.rate,
-                     timeline_start=Fraction(0), display_matrix=None,
+                     video_start=Fraction(0), display_matrix=None,
                      pixel_aspect=reader.pixel_aspect, colour=reader.colour)
     return reader, info
 
@@ -121,8 +122,10 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
     with contextlib.ExitStack() as stack:
         reader, info = _open_source(src, stack)
         result.rate = rate = timeline.rate(info.rate)
-        time_base = time_base_for(timeline.time_base(info.time_base, info.rate),
-                                  info.timeline_start)
+        # The output starts with its earliest stream: copied streams it cannot hold do not count.
+        kept = [] if out == PIPE else streams_kept(out, reader.copied_streams)
+        start = timeline_start(info.video_start, kept)
+        time_base = time_base_for(timeline.time_base(info.time_base, info.rate), start)
         if out == PIPE:
             writers = [stack.enter_context(Y4MWriter(
                 sys.stdout.buffer, (info.width, info.height), rate, pix_fmt=pix_fmt,
@@ -131,7 +134,7 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
             widths = [info.width, 2 * info.width]  # output; input and output side by side
             writers = [stack.enter_context(VideoWriter(
                 target, (width, info.height), rate, time_base=time_base,
-                time_offset=info.timeline_start, codec=codec, pix_fmt=pix_fmt,
+                time_offset=start, codec=codec, pix_fmt=pix_fmt,
                 colour=info.colour, crf=crf, display_matrix=info.display_matrix,
                 pixel_aspect=info.pixel_aspect, video_from=reader.video,
                 copy_from=reader.copied_streams, metadata=dict(reader.container.metadata)))

@@ -212,6 +212,18 @@ def test_streams_starting_apart_are_shifted_together_to_zero(tmp_path, run):
     assert stream_starts(out) == [start - shift for start in stream_starts(clip)]
 
 
+def test_a_stream_the_output_leaves_out_does_not_delay_the_video(tmp_path, run, caplog):
+    clip = tmp_path / "late_video.mp4"   # MP2 audio from 0, video from 0.1 s
+    timed_clip(clip, moving_square(2), [9000, 12000], audio_start=0)
+    assert min(stream_starts(clip)) == 0 < input_times(clip)[0][0]
+    out = tmp_path / "late_video.webm"   # WebM holds no MP2: the audio is left out
+    caplog.set_level("WARNING")
+    assert run("--video", clip, "--out", out) == 0
+    assert any("leaving out audio stream" in r.getMessage() for r in caplog.records)
+    facts = video_stream_facts(out)
+    assert facts["frames"] == 4 and facts["times"][0] == 0   # not 0.1 s of nothing first
+
+
 @pytest.mark.parametrize("video_start, audio_start", [(18000, 0), (0, 4800)])
 def test_audio_starting_before_or_after_the_video_keeps_its_offset(tmp_path, run, video_start,
                                                                    audio_start):

@@ -1,7 +1,7 @@
 """Reading videos: probing the header and first frames, decoding RGB frames and handing out
 the packets of the streams that are copied (audio, subtitles)."""
 import logging
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -27,7 +27,7 @@ class VideoInfo:
     rate: Fraction  # nominal frames per second, exact (the true times are in TimedFrame)
     frame_count: int  # from the container header; 0 when the header does not say
     time_base: Fraction  # seconds per tick of the video timestamps
-    timeline_start: Fraction  # seconds, earliest start of the video and the copied streams
+    video_start: Fraction  # seconds, time of the first good video frame
     display_matrix: tuple[int, ...] | None  # 9 ints in FFmpeg's layout; None: shown as stored
     pixel_aspect: Fraction | None  # width / height of a pixel (anamorphic video); None: square
     colour: StreamColour  # matrix, range, tags and bit depth of the first frame
@@ -82,13 +82,18 @@ def probe_video(path: str | Path) -> VideoInfo:
             raise UserError(f"{path}: no decodable video frame")
         if count < 2:
             raise UserError(f"{path} has 1 video frame; interpolation needs at least 2")
-        starts = [first.time] + [Fraction(s.start_time) * s.time_base
-                                 for s in reader.copied_streams if s.start_time is not None]
         return VideoInfo(width=first.image.shape[1], height=first.image.shape[0],
                          rate=reader.rate, frame_count=stream.frames,
-                         time_base=Fraction(stream.time_base), timeline_start=min(starts),
+                         time_base=Fraction(stream.time_base), video_start=first.time,
                          display_matrix=reader.display_matrix,
                          pixel_aspect=reader.pixel_aspect, colour=reader.colour)
+
+
+def timeline_start(video_start: Fraction, streams: Iterable[av.stream.Stream]) -> Fraction:
+    """Seconds: the earliest start of the video (`video_start`) and of `streams` (the copied
+    streams an output keeps), where an output's timeline begins."""
+    return min([video_start] + [Fraction(s.start_time) * s.time_base for s in streams
+                                if s.start_time is not None])
 
 
 def _packet_time(packet: av.Packet) -> Fraction | None:

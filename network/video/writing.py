@@ -109,6 +109,19 @@ def choose_encoding(path: Path, codec: str | None, pix_fmt: str | None,
     return codec, pix_fmt
 
 
+def codec_name(stream: av.stream.Stream) -> str | None:
+    """The codec of an input stream (None for data streams without one)."""
+    return stream.codec_context.name if stream.codec_context else None
+
+
+def streams_kept(path: Path, streams: Iterable[av.stream.Stream]) -> list[av.stream.Stream]:
+    """The `streams` whose codecs a file of `path`'s container can hold (a `VideoWriter` to
+    `path` copies these and leaves the others out with a warning)."""
+    with av.open(io.BytesIO(), "w", format=CONTAINER_FORMATS[path.suffix.lower()]) as container:
+        supported = container.supported_codecs
+    return [stream for stream in streams if codec_name(stream) in supported]
+
+
 def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
     """Constant-quality settings: crf for the x264/x265 (0..51) and SVT-AV1/VP9 (0..63)
     encoders, x264/x265 `preset`; FFV1 is lossless and ProRes picks its profile from the
@@ -229,7 +242,7 @@ class VideoWriter:
         supported = self.container.supported_codecs
         copied = {}
         for stream in streams:
-            codec = stream.codec_context.name if stream.codec_context else None
+            codec = codec_name(stream)
             if codec not in supported:
                 log.warning("leaving out %s stream #%d (%s): %s files cannot hold it",
                             stream.type, stream.index, codec, self.path.suffix)
