@@ -22,6 +22,7 @@ from dataset.frames import read_rgb
 from network import (PRECISIONS, VARIANTS, InputPadder, UserError, autocast, compile_network,
                      keep_freed_memory, load_network, select_device)
 from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
+from network.interruption import run_script
 from network.pretrained import PRETRAINED, resolve_checkpoint
 
 from .metrics import psnr, quantize_8bit, ssim_matlab
@@ -254,12 +255,8 @@ def run_benchmark(args: argparse.Namespace, protocol: Protocol, build_splits: Bu
 def benchmark_main(parser: argparse.ArgumentParser, protocol: Protocol, build_splits: BuildSplits,
                    layout: str, argv: list[str] | None) -> int:
     """Entry point of a benchmark script: parse argv, run, exit status 0; a user's mistake is
-    printed as one line on stderr with exit status 1."""
+    printed as one line on stderr with exit status 1, Ctrl-C or SIGTERM as one line with 130
+    or 143."""
     args = parser.parse_args(argv)
     log_to_console(info_stream=sys.stderr)
-    try:
-        run_benchmark(args, protocol, build_splits, layout)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_script(lambda: run_benchmark(args, protocol, build_splits, layout))

@@ -20,11 +20,12 @@ from pathlib import Path
 import torch
 
 from benchmark.report import check_report_path, write_report
-from benchmark.timing import (forward_gflop, peak_memory_gib, synchronize, time_authors,
-                              time_calls)
+from benchmark.timing import (forward_gflop, peak_memory_gib, run_in_fresh_process, synchronize,
+                              time_authors, time_calls)
 from network import (PRECISIONS, VARIANTS, InputPadder, Network, UserError, autocast,
                      compile_network, keep_freed_memory, select_device)
 from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
+from network.interruption import run_script
 from network.inference import PAD_DIVISOR
 from network.runtime import cpu_has_native
 
@@ -154,27 +155,26 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def listed(text: str, known: Iterable[str], what: str) -> list[str]:
-    """A comma-separated list of names, each one of `known`; UserError naming the first other."""
+    """A comma-separated list of names, each one of `known` and given once; UserError naming
+    the first other or repeated one."""
     names = text.split(",")
-    for name in names:
+    for index, name in enumerate(names):
         if name not in known:
             raise UserError(f"unknown {what} {name!r}; choose from {', '.join(known)}")
+        if name in names[:index]:
+            raise UserError(f"{what} {name!r} given twice")
     return names
 
 
 def time_ours(variant: str, size: tuple[int, int], precision: str, device: torch.device,
               args: argparse.Namespace) -> dict:
     """Latency and peak memory of our network in a fresh process (or {"error": why})."""
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=run_one, args=(variant, size, precision, str(device),
-                                                  not args.global_off, args.repeats,
-                                                  args.compile, queue))
-    child.start()
-    child.join()
+    queue = mp.get_context("spawn").Queue()
+    exitcode = run_in_fresh_process(run_one, variant, size, precision, str(device),
+                                    not args.global_off, args.repeats, args.compile, queue)
     report = queue.get() if not queue.empty() else {}
-    if child.exitcode != 0:
-        report["error"] = f"exit code {child.exitcode}; out of memory?"
+    if exitcode != 0:
+        report["error"] = f"exit code {exitcode}; out of memory?"
     return report
 
 
@@ -192,22 +192,25 @@ def table_line(label: str, row: dict) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_to_console(info_stream=sys.stderr)
-    try:
-        device = select_device(args.device)
-        variants = listed(args.variants, sorted(VARIANTS), "variant")
-        sizes = [parse_size(s) for s in args.sizes.split(",")]
-        precisions = listed(args.precisions, list(PRECISIONS), "precision")
-        if args.reference and not all((args.reference / "network" / f"network_{v}.py").is_file()
-                                      for v in variants):
-            raise UserError(f"{args.reference} is not a checkout of the authors' repository "
-                            f"(no network/network_{{{','.join(variants)}}}.py in it)")
-        if args.repeats < 0:
-            raise UserError(f"--repeats must be at least 0, got {args.repeats}")
-        if args.json:
-            check_report_path(args.json)
-    except UserError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 1
+    return run_script(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Measure and print every configuration of `args` (and write --json)."""
+    device = select_device(args.device)
+    variants = listed(args.variants, sorted(VARIANTS), "variant")
+    sizes = [parse_size(s) for s in args.sizes.split(",")]
+    if len(set(sizes)) < len(sizes):
+        raise UserError(f"--sizes {args.sizes}: a size is given twice")
+    precisions = listed(args.precisions, list(PRECISIONS), "precision")
+    if args.reference and not all((args.reference / "network" / f"network_{v}.py").is_file()
+                                  for v in variants):
+        raise UserError(f"{args.reference} is not a checkout of the authors' repository "
+                        f"(no network/network_{{{','.join(variants)}}}.py in it)")
+    if args.repeats < 0:
+        raise UserError(f"--repeats must be at least 0, got {args.repeats}")
+    if args.json:
+        check_report_path(args.json)
 
     machine = {"device": str(device), "cpu": cpu_name(), "compiled": args.compile,
                "threads": torch.get_num_threads(), "torch": torch.__version__,
@@ -261,7 +264,6 @@ def main(argv: list[str] | None = None) -> int:
                     print(line, flush=True)
     if args.json:
         write_report({"machine": machine, "results": results}, args.json)
-    return 0
 
 
 if __name__ == "__main__":

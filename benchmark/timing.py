@@ -8,6 +8,7 @@ the module path for `-c`, as their modules expect) and this file as its main pro
 import importlib
 import importlib.util
 import json
+import multiprocessing as mp
 import resource
 import subprocess
 import sys
@@ -22,6 +23,22 @@ WARMUP_CALLS = 3               # untimed calls before the timed ones, at most ..
 WARMUP_SECONDS = 10.0          # ... and none after they have taken this long in all, unless
 SETTLED_FAULTS = 1000          # ... the last one (on a CPU) faulted in this many new pages or more
 RUNTIME_FILE = Path(__file__).resolve().parent.parent / "network" / "runtime.py"
+
+
+def run_in_fresh_process(target, *args) -> int:
+    """`target(*args)` in a fresh (spawned) Python; its exit code. Interrupted while waiting
+    (Ctrl-C, or SIGTERM turned into KeyboardInterrupt), the process is stopped before the
+    interruption goes on, so that no measuring process outlives the script. Queues passed in
+    args come from `mp.get_context("spawn")`."""
+    child = mp.get_context("spawn").Process(target=target, args=args)
+    child.start()
+    try:
+        child.join()
+    except BaseException:
+        child.terminate()
+        child.join()
+        raise
+    return child.exitcode
 
 
 def synchronize(device: torch.device) -> None:

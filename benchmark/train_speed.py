@@ -32,9 +32,11 @@ from torch.utils.data import TensorDataset
 
 from benchmark.report import check_report_path, write_report
 from benchmark.speed import cpu_name, measure_throughput
-from benchmark.timing import forward_gflop, peak_memory_gib, synchronize
+from benchmark.timing import (forward_gflop, peak_memory_gib, run_in_fresh_process,
+                              synchronize)
 from network import PRECISIONS, VARIANTS, UserError, keep_freed_memory, select_device
 from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
+from network.interruption import run_script
 from network.runtime import cpu_has_native
 from network.training import TrainConfig, share_cores, usable_cores
 from train import parse_phase_args
@@ -99,17 +101,13 @@ def run_one(variant: str, precision: str, device_name: str, batch: int, crop: in
 def measure(variant: str, precision: str, device: torch.device, args: argparse.Namespace,
             threads: int) -> dict:
     """Run one configuration in a fresh process; its report plus derived rates."""
-    context = mp.get_context("spawn")
-    queue = context.Queue()
-    child = context.Process(target=run_one, args=(variant, precision, str(device),
-                                                  args.batch_size, args.crop, args.steps,
-                                                  args.warmup, threads, args.compile,
-                                                  args.profile, queue))
-    child.start()
-    child.join()
-    if child.exitcode != 0:
+    queue = mp.get_context("spawn").Queue()
+    exitcode = run_in_fresh_process(run_one, variant, precision, str(device), args.batch_size,
+                                    args.crop, args.steps, args.warmup, threads, args.compile,
+                                    args.profile, queue)
+    if exitcode != 0:
         raise UserError(f"{variant} {precision}: the measuring process failed (exit code "
-                        f"{child.exitcode})")
+                        f"{exitcode})")
     result = queue.get()
     train_gflop = 3 * result["forward_gflop"]
     result.update(variant=variant, precision=precision, samples_per_s=args.batch_size /
@@ -147,44 +145,47 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     log_to_console(info_stream=sys.stderr)
-    try:
-        if args.crop < 16 or args.crop % 8:
-            raise UserError(f"--crop {args.crop} is not a multiple of 8 of at least 16")
-        if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.profile < 0:
-            raise UserError("--batch_size and --steps must be at least 1, --warmup and "
-                            "--profile at least 0")
-        if args.threads is not None and args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
-        if args.json:
-            check_report_path(args.json)
-        device = select_device(args.device)
-        threads = args.threads or share_cores(device, 0)[1]
-        native = {p: cpu_has_native(p) for p in args.amps} if device.type == "cpu" else {}
-        header = {"device": str(device), "cpu": cpu_name(),
-                  "usable_cores": usable_cores(), "threads": threads, "torch": torch.__version__,
-                  "batch_size": args.batch_size, "crop": args.crop, "compile": args.compile,
-                  "native_precisions": native}
-        print(" ".join(f"{k}={v}" for k, v in header.items()))
-        print(f"{'variant':8}{'amp':6}{'samples/s':>10}{'step s':>9}{'GFLOP/step':>11}"
-              f"{'GFLOP/s':>9}{'peak':>8}{'of peak':>8}{'mem GiB':>8}")
-        results = []
-        for variant in args.variants:
-            for precision in args.amps:
-                r = measure(variant, precision, device, args, threads)
-                results.append(r)
-                print(f"{variant:8}{precision:6}{r['samples_per_s']:10.2f}{r['step_s']:9.3f}"
-                      f"{r['train_gflop_per_step']:11.1f}{r['achieved_gflops']:9.1f}"
-                      f"{r['peak_gflops']:8.1f}{r['fraction_of_peak']:8.0%}"
-                      f"{r['peak_memory_gib']:8.2f}", flush=True)
-                if r["profile"]:
-                    print(f"{variant} {precision}: {args.profile} profiled step(s)\n"
-                          f"{r['profile']}", flush=True)
-        if args.json:
-            write_report({**header, "results": results}, args.json)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    return 0
+    return run_script(lambda: run(args))
+
+
+def run(args: argparse.Namespace) -> None:
+    """Measure and print every configuration of `args` (and write --json)."""
+    for flag, names in (("--variants", args.variants), ("--amps", args.amps)):
+        if len(set(names)) < len(names):
+            raise UserError(f"{flag} {' '.join(names)}: a value is given twice")
+    if args.crop < 16 or args.crop % 8:
+        raise UserError(f"--crop {args.crop} is not a multiple of 8 of at least 16")
+    if args.batch_size < 1 or args.steps < 1 or args.warmup < 0 or args.profile < 0:
+        raise UserError("--batch_size and --steps must be at least 1, --warmup and "
+                        "--profile at least 0")
+    if args.threads is not None and args.threads < 1:
+        raise UserError(f"--threads must be at least 1, got {args.threads}")
+    if args.json:
+        check_report_path(args.json)
+    device = select_device(args.device)
+    threads = args.threads or share_cores(device, 0)[1]
+    native = {p: cpu_has_native(p) for p in args.amps} if device.type == "cpu" else {}
+    header = {"device": str(device), "cpu": cpu_name(),
+              "usable_cores": usable_cores(), "threads": threads, "torch": torch.__version__,
+              "batch_size": args.batch_size, "crop": args.crop, "compile": args.compile,
+              "native_precisions": native}
+    print(" ".join(f"{k}={v}" for k, v in header.items()))
+    print(f"{'variant':8}{'amp':6}{'samples/s':>10}{'step s':>9}{'GFLOP/step':>11}"
+          f"{'GFLOP/s':>9}{'peak':>8}{'of peak':>8}{'mem GiB':>8}")
+    results = []
+    for variant in args.variants:
+        for precision in args.amps:
+            r = measure(variant, precision, device, args, threads)
+            results.append(r)
+            print(f"{variant:8}{precision:6}{r['samples_per_s']:10.2f}{r['step_s']:9.3f}"
+                  f"{r['train_gflop_per_step']:11.1f}{r['achieved_gflops']:9.1f}"
+                  f"{r['peak_gflops']:8.1f}{r['fraction_of_peak']:8.0%}"
+                  f"{r['peak_memory_gib']:8.2f}", flush=True)
+            if r["profile"]:
+                print(f"{variant} {precision}: {args.profile} profiled step(s)\n"
+                      f"{r['profile']}", flush=True)
+    if args.json:
+        write_report({**header, "results": results}, args.json)
 
 
 if __name__ == "__main__":

@@ -25,10 +25,11 @@ from benchmark.speed import cpu_name
 from benchmark.timing import synchronize
 from network import VARIANTS, Interpolator, Network, UserError, select_device
 from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_to_console
+from network.interruption import run_script
 from network.conversion import interpolate_video
 from network.inference import PAD_DIVISOR, predict_middle
 from network.padding import InputPadder
-from network.video import VideoReader
+from network.video import VideoReader, probe_video
 
 
 def default_clip() -> Path:
@@ -70,13 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps or auto")
     args = parser.parse_args(argv)
     log_to_console(info_stream=sys.stderr)
-    try:
-        report = measure(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    print(json.dumps(report, indent=1))
-    return 0
+    return run_script(lambda: print(json.dumps(measure(args), indent=1)))
 
 
 def measure(args: argparse.Namespace) -> dict:
@@ -89,13 +84,13 @@ def measure(args: argparse.Namespace) -> dict:
     torch.manual_seed(0)
     model = Network(VARIANTS[args.variant]).eval().to(device)
 
+    probe_video(clip)      # UserError unless it has two good frames
     with VideoReader(clip) as reader:
         frames = [f.image for f, _ in zip(reader.frames(), range(2))]
     im0, im1 = (torch.from_numpy(f).permute(2, 0, 1)[None].float().div(255).to(device)
                 for f in frames)
     padder = InputPadder(im0.shape, divisor=PAD_DIVISOR)
     im0, im1 = padder.pad(im0, im1)
-    pairs = args.frames - 1
     clock = ForwardClock(model, device)
     predict_middle(model, im0, im1)  # warm-up
     bare, tool, network_share = [], [], []
@@ -106,9 +101,15 @@ def measure(args: argparse.Namespace) -> dict:
             bare.append(clock.seconds)
             clock.seconds = 0.0
             start = time.perf_counter()
-            interpolate_video(clip, Path(scratch) / "out.mp4", Interpolator(model, multi=2),
-                              max_frames=args.frames, progress=False)
+            result = interpolate_video(clip, Path(scratch) / "out.mp4",
+                                       Interpolator(model, multi=2), max_frames=args.frames,
+                                       progress=False)
             wall = time.perf_counter() - start
+            # Pairs the network ran on: a short clip gives fewer than asked, a cut none.
+            pairs = result.frames_in - 1 - len(result.scene_cuts)
+            if pairs < 1:
+                raise UserError(f"{clip}: no frame pair of the first {result.frames_in} to "
+                                "interpolate (scene cuts only); give another --video")
             tool.append(wall / pairs)
             network_share.append(clock.seconds / wall)
     machine = torch.cuda.get_device_name(device) if device.type == "cuda" else cpu_name()

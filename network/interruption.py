@@ -3,7 +3,9 @@ so writers discard their partial files, and both end in one line and the shell's
 import contextlib
 import signal
 import sys
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+
+from .runtime import UserError
 
 
 class Terminated(KeyboardInterrupt):
@@ -37,3 +39,17 @@ def interruption_status(error: KeyboardInterrupt, hint: str = "") -> int:
     terminated = isinstance(error, Terminated)
     print(("terminated" if terminated else "interrupted") + hint, file=sys.stderr)
     return interruption_code(error)
+
+
+def run_script(work: Callable[[], int | None]) -> int:
+    """For scripts' `main`: the exit status of `work()` (None: 0), run with SIGTERM unwinding
+    like Ctrl-C; a UserError printed as one line `error: ...` (status 1), an interruption as
+    "interrupted" or "terminated" (130 or 143), neither with a traceback."""
+    try:
+        with terminate_as_interrupt():
+            return work() or 0
+    except UserError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt as interruption:
+        return interruption_status(interruption)

@@ -1,9 +1,15 @@
 """benchmark/speed.py: its report, not its timings (those are for people to read)."""
 import json
 import mmap
+import signal
+import subprocess
+import sys
+import time
 from fractions import Fraction
+from pathlib import Path
 
 import numpy as np
+import pytest
 import torch
 
 from benchmark import speed, timing, video_overhead
@@ -119,3 +125,49 @@ def test_video_overhead_bad_counts_are_one_line(capsys):
     assert video_overhead.main(["--frames", "1"]) == 1
     assert capsys.readouterr().err.strip().splitlines() == [
         "error: --frames must be at least 2 and --repeats at least 1, got 1 and 2"]
+
+
+def test_video_overhead_counts_the_pairs_it_converted(tmp_path, capsys):
+    clip = tmp_path / "short.mp4"
+    texture = np.random.default_rng(0).integers(0, 256, (40, 72, 3), dtype=np.uint8)
+    write_clip(clip, [np.roll(texture, 2 * k, axis=1) for k in range(3)], Fraction(25))
+    assert video_overhead.main(["--video", str(clip), "--frames", "50", "--repeats", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["pairs_per_run"] == 2     # not 49
+    single = tmp_path / "single.mp4"
+    write_clip(single, [texture], Fraction(25))
+    assert video_overhead.main(["--video", str(single)]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"error: {single} has 1 video frame; interpolation needs at least 2"]
+
+
+def test_a_value_given_twice_is_one_line(capsys):
+    assert speed.main(["--variants", "lite,lite"]) == 1
+    assert speed.main(["--sizes", "64x96,64x96"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: variant 'lite' given twice", "error: --sizes 64x96,64x96: a size is given twice"]
+
+
+def spawned_children(pid: int) -> list[int]:
+    """Processes that `pid` started through multiprocessing's spawn (Linux /proc)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    pids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return [c for c in pids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+
+
+@pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
+def test_sigterm_stops_the_measuring_process_too():
+    """SIGTERM to speed.py while its fresh process measures: both end, status 143 (the
+    measuring process used to run on, adopted by init)."""
+    command = [sys.executable, "-m", "benchmark.speed", "--variants", "base", "--sizes",
+               "1080x1920", "--precisions", "fp32", "--device", "cpu"]
+    script = subprocess.Popen(command, cwd=Path(__file__).parent.parent, text=True,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline, children = time.monotonic() + 120, []
+    while not children and script.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.2)
+        children = spawned_children(script.pid)
+    assert children, "the measuring process never started"
+    script.send_signal(signal.SIGTERM)
+    assert script.wait(60) == 143 and script.stderr.read().strip() == "terminated"
+    for child in children:
+        assert not Path(f"/proc/{child}").exists()

@@ -51,3 +51,9 @@ def test_a_crop_the_network_cannot_take_is_one_line(capsys):
     assert train_speed.main(["--profile", "-1"]) == 1
     assert capsys.readouterr().err.strip() == ("error: --batch_size and --steps must be at least "
                                                "1, --warmup and --profile at least 0")
+
+
+def test_a_value_given_twice_is_one_line(capsys):
+    assert train_speed.main(["--amps", "fp32", "fp32"]) == 1
+    assert capsys.readouterr().err.strip().splitlines() == [
+        "error: --amps fp32 fp32: a value is given twice"]
