@@ -24,8 +24,8 @@ from network.inference import MULTIPLIERS, Interpolator, inference_2frame, inter
 from network.interruption import interruption_status, terminate_as_interrupt
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
-from network.video import (CONTAINER_FORMATS, IMAGE_SUFFIXES, check_not_input, check_output_path,
-                           describe_image, probe_video, read_image, write_image)
+from network.video import (IMAGE_SUFFIXES, check_not_input, check_output_path, describe_image,
+                           probe_video, read_image, write_image)
 from network.video.timeline import parse_rate
 from network.video.writing import DEFAULT_CRF, ENCODERS, choose_encoding
 
@@ -189,10 +189,6 @@ def _check_inputs(args: argparse.Namespace, mode: str) -> tuple | None:
     elif mode == "video":
         check_video_request(args.video, args.out, fps=args.fps, codec=args.codec,
                             combine=args.combine_video, max_frames=args.max_frames)
-        if args.out != PIPE:
-            targets = [args.out, comparison_path(args.out)] if args.combine_video else [args.out]
-            for target in targets:
-                check_output_path(target, CONTAINER_FORMATS)
         if args.video != PIPE:
             info = probe_video(args.video)
             if args.out != PIPE:   # --codec/--pix_fmt against the encoder and the container

@@ -19,9 +19,9 @@ from tqdm import tqdm
 
 from .inference import Interpolator
 from .runtime import UserError
-from .video import (TimedFrame, VideoInfo, VideoReader, VideoWriter, Y4MReader, Y4MWriter,
-                    check_not_input, describe_image, list_images, probe_video, read_image,
-                    write_image)
+from .video import (CONTAINER_FORMATS, TimedFrame, VideoInfo, VideoReader, VideoWriter,
+                    Y4MReader, Y4MWriter, check_not_input, check_output_path, describe_image,
+                    list_images, probe_video, read_image, write_image)
 from .video.paths import partial_path
 from .video.reading import timeline_start
 from .video.stages import ReadAhead, WriteBehind
@@ -68,18 +68,23 @@ def _check_max_frames(max_frames: int | None) -> None:
 
 def check_video_request(src: Path, out: Path, *, fps: Fraction | None = None,
                         codec: str | None = None, combine: bool = False,
-                        max_frames: int | None = None) -> None:
+                        max_frames: int | None = None, crf: int = DEFAULT_CRF) -> None:
     """UserError for a request `interpolate_video` refuses, raised before any work: too few
-    frames, a rate that is not positive, what a y4m stream on stdout (`out` PIPE) cannot
-    carry, an output that would replace `src`."""
+    frames, a rate that is not positive, a quality outside 0-51, what a y4m stream on stdout
+    (`out` PIPE) cannot carry, an output file of no known container, in a missing or
+    unwritable folder, or that would replace `src`."""
     _check_max_frames(max_frames)
+    if not 0 <= crf <= 51:
+        raise UserError(f"crf must be from 0 (best) to 51 (worst), got {crf}")
     if fps is not None and fps <= 0:
         raise UserError(f"the output frame rate must be positive, got {fps}")
     if out == PIPE and (combine or codec):
         raise UserError("a y4m stream on stdout is raw video: no --codec or --combine_video")
-    if src != PIPE and out != PIPE:
+    if out != PIPE:
         for target in [out, comparison_path(out)] if combine else [out]:
-            check_not_input(target, [src])
+            check_output_path(target, CONTAINER_FORMATS)
+            if src != PIPE:
+                check_not_input(target, [src])
 
 
 def check_folder_request(src: Path, out: Path, max_frames: int | None = None) -> list[Path]:
@@ -114,7 +119,8 @@ def interpolate_video(src: str | Path, out: str | Path, interpolator: Interpolat
     """
     src, out = Path(src), Path(out)
     fps = None if fps is None else parse_rate(fps)
-    check_video_request(src, out, fps=fps, codec=codec, combine=combine, max_frames=max_frames)
+    check_video_request(src, out, fps=fps, codec=codec, combine=combine, max_frames=max_frames,
+                        crf=crf)
     targets = [out, comparison_path(out)] if combine else [out]
     timeline = RateTimeline(fps) if fps else MultiTimeline(interpolator.multi)
     label = "stdin" if src == PIPE else src.name

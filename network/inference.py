@@ -270,6 +270,11 @@ class Interpolator:
             if not isinstance(frame, TimedFrame):
                 raise TypeError(f"outputs takes network.TimedFrame(image, time) items, got "
                                 f"{type(frame).__name__}")
+            if previous is not None and (frame.image.shape != previous.image.shape
+                                         or frame.image.dtype != previous.image.dtype):
+                raise UserError(f"input frame {index} ({frame.image.shape} {frame.image.dtype}) "
+                                f"differs in size or type from frame {index - 1} "
+                                f"({previous.image.shape} {previous.image.dtype})")
             if previous is not None and not frame.time > previous.time:
                 raise UserError(f"input frame {index} at {float(frame.time):g} s does not come "
                                 f"after frame {index - 1} at {float(previous.time):g} s; the "

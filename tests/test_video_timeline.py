@@ -165,6 +165,11 @@ def test_interpolator_refuses_times_that_do_not_increase_and_untimed_frames():
             list(interpolator.outputs([TimedFrame(grey, t) for t in times]))
     with pytest.raises(TypeError, match="network.TimedFrame.image, time. items, got ndarray"):
         list(interpolator.outputs([grey, grey]))
+    small = np.full((4, 6, 3), 100, np.uint8)      # scene cuts off: no test ran on them first
+    with pytest.raises(UserError, match=r"^input frame 1 \(\(4, 6, 3\) uint8\) differs in size "
+                                        r"or type from frame 0 \(\(8, 8, 3\) uint8\)$"):
+        list(Interpolator(Average(), scene_threshold=1).outputs(
+            [TimedFrame(grey, F(0)), TimedFrame(small, F(1, 10))]))
 
 
 def test_interpolator_frames_blend_by_their_position_and_batching_changes_nothing():

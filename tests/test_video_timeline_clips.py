@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 import demo_2x
-from network import Interpolator, interpolate_video, load_network, parse_rate
+from network import Interpolator, UserError, interpolate_video, load_network, parse_rate
 from network.video import VideoReader
 from video_clips import (audio_packets, bigbuckbunny, decoded_frames, resized, video_stream_facts,
                          write_clip)
@@ -96,6 +96,17 @@ def stream_starts(path: Path) -> list[Fraction]:
 
 def mean_abs(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a.astype(float) - b).mean())
+
+
+def test_api_refuses_an_unknown_container_or_quality_before_any_work(tmp_path, lite_ckpt):
+    clip = tmp_path / "in.mp4"
+    timed_clip(clip, moving_square(2), [0, 4500])
+    interpolator = Interpolator(load_network(lite_ckpt, global_motion=False))
+    with pytest.raises(UserError, match=r"must end in one of \.mp4, "):
+        interpolate_video(clip, tmp_path / "out.xyz", interpolator)
+    with pytest.raises(UserError, match="^crf must be from 0 .best. to 51 .worst., got 99$"):
+        interpolate_video(clip, tmp_path / "out.mp4", interpolator, crf=99)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.mp4"]
 
 
 def test_vfr_multi_puts_each_new_frame_halfway_between_true_times(tmp_path, run, caplog):
