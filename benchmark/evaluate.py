@@ -259,4 +259,7 @@ def benchmark_main(parser: argparse.ArgumentParser, protocol: Protocol, build_sp
     or 143."""
     args = parser.parse_args(argv)
     log_to_console(info_stream=sys.stderr)
-    return run_script(lambda: run_benchmark(args, protocol, build_splits, layout))
+    def work() -> None:
+        run_benchmark(args, protocol, build_splits, layout)
+
+    return run_script(work)

@@ -6,6 +6,7 @@ from pathlib import Path
 import torch
 
 from benchmark.evaluate import Protocol, Split, TripletPaths, benchmark_main, benchmark_parser
+from dataset.frames import read_lines
 from network import UserError
 
 PROTOCOL = Protocol(dataset="vimeo90k", title="Vimeo90K", global_motion=False, pad_divisor=None,
@@ -19,7 +20,7 @@ def build_splits(args: argparse.Namespace) -> tuple[list[Split], dict[str, objec
     test_list = root / "tri_testlist.txt"
     if not test_list.is_file():
         raise UserError(f"{test_list}: file not found; expected layout: {LAYOUT}")
-    entries = [line.strip() for line in test_list.read_text().splitlines()]
+    entries = [line.strip() for line in read_lines(test_list, "Vimeo90K test list")]
     entries = [entry for entry in entries if len(entry) > 1]   # the official list ends with blank lines
     if not entries:
         raise UserError(f"{test_list}: lists no triplets; expected layout: {LAYOUT}")

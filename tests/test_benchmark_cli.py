@@ -102,6 +102,14 @@ def test_vimeo_list_naming_a_missing_sequence(tmp_path, capsys):
     assert str(root / "sequences/00009/0009/im1.png") in line and "expected layout" in line
 
 
+def test_vimeo_list_that_is_not_text(tmp_path, capsys):
+    root = write_vimeo(tmp_path / "vimeo", ["00001/0001"])
+    (root / "tri_testlist.txt").write_bytes("00001/0001\n".encode("utf-16"))
+    assert test_vimeo90k.main(["--path", str(root), "--ckpt", str(tmp_path / "x.pt")]) == 1
+    assert error_line(capsys) == (f"error: Vimeo90K test list {root / 'tri_testlist.txt'} is not "
+                                  "a text file")
+
+
 def test_ucf_folder_without_ground_truth(tmp_path, capsys):
     folder = tmp_path / "ucf" / "5"
     folder.mkdir(parents=True)
