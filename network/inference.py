@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from .padding import InputPadder
-from .runtime import UserError, autocast
+from .runtime import PRECISIONS, UserError, autocast
 from .scene import DEFAULT_SCENE_THRESHOLD, is_scene_cut
 from .video import TimedFrame
 from .video.timeline import (MultiTimeline, OutputFrame, RateTimeline, midpoint_depth,
@@ -167,8 +167,13 @@ class Interpolator:
         if multi not in MULTIPLIERS:
             choices = ", ".join(map(str, MULTIPLIERS))
             raise UserError(f"multi must be one of {choices}, got {multi}")
-        if batch < 1:
-            raise UserError(f"batch must be at least 1, got {batch}")
+        if not isinstance(batch, int) or batch < 1:
+            raise UserError(f"batch must be a whole number of at least 1, got {batch}")
+        if not 0 <= scene_threshold <= 1:                               # NaN included
+            raise UserError(f"scene_threshold must be from 0 to 1, got {scene_threshold}")
+        if precision not in PRECISIONS:
+            raise UserError(f"unknown precision {precision!r}; use one of "
+                            f"{', '.join(PRECISIONS)}")
         self.model, self.multi, self.precision = model, multi, precision
         self.scene_threshold, self.batch = scene_threshold, batch
         self.scene_cuts: list[int] = []  # i for each input pair (i, i+1) treated as a cut

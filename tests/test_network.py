@@ -193,6 +193,19 @@ def test_sizes_and_dtypes_the_network_cannot_take_are_refused(lite_ckpt, monkeyp
             model(im0, im1)
 
 
+def test_input_padder_refuses_other_sizes_and_divisors():
+    padder = InputPadder((1, 3, 40, 60), divisor=16)
+    with pytest.raises(ValueError, match=r"^InputPadder.pad: frame of 41x60, but this padder is "
+                                         r"for 40x60 \(H x W\)$"):
+        padder.pad(torch.zeros(1, 3, 41, 60))
+    with pytest.raises(ValueError, match="InputPadder.unpad: frame of 40x60, but this padder is "
+                                         "for 48x64"):
+        padder.unpad(torch.zeros(1, 3, 40, 60))
+    for divisor in (0, -8):
+        with pytest.raises(ValueError, match=f"divisor must be at least 1, got {divisor}"):
+            InputPadder((1, 3, 40, 60), divisor=divisor)
+
+
 def test_input_padder_worked_examples():
     padder = InputPadder((1, 3, 720, 1280), divisor=64)
     assert (padder.top, padder.bottom, padder.left, padder.right) == (24, 24, 0, 0)

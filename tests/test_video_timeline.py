@@ -2,6 +2,7 @@
 
 `Average` stands in for the network: its "middle frame" is the mean of the two inputs, so
 a frame made by recursive midpoints at dyadic position p is exactly (1 - p)·a + p·b."""
+import re
 from fractions import Fraction
 
 import numpy as np
@@ -154,6 +155,19 @@ def test_interpolator_timeline_holds_cuts_and_the_last_frame():
         np.testing.assert_array_equal(out[index][1], grey + 20)
     for index in range(6, 10):  # the last frame held for its 0.2 s
         np.testing.assert_array_equal(out[index][1], red)
+
+
+@pytest.mark.parametrize("settings, message", [
+    ({"multi": 3}, "multi must be one of 2, 4, 8, got 3"),
+    ({"batch": 0}, "batch must be a whole number of at least 1, got 0"),
+    ({"batch": 2.5}, "batch must be a whole number of at least 1, got 2.5"),
+    ({"scene_threshold": 5}, "scene_threshold must be from 0 to 1, got 5"),
+    ({"scene_threshold": float("nan")}, "scene_threshold must be from 0 to 1, got nan"),
+    ({"precision": "x"}, "unknown precision 'x'; use one of fp32, bf16, fp16"),
+])
+def test_interpolator_refuses_impossible_settings_when_made(settings, message):
+    with pytest.raises(UserError, match=f"^{re.escape(message)}$"):
+        Interpolator(Average(), **settings)
 
 
 def test_interpolator_refuses_times_that_do_not_increase_and_untimed_frames():
