@@ -23,7 +23,9 @@ def build_splits(args: argparse.Namespace) -> tuple[list[Split], dict[str, objec
     root: Path = args.path
     if not root.is_dir():
         raise UserError(f"{root}: folder not found; expected layout: {LAYOUT}")
-    folders = sorted((entry for entry in root.iterdir() if entry.is_dir()), key=_folder_order)
+    # Hidden folders (.ipynb_checkpoints) and macOS archive debris (__MACOSX) hold no triplet.
+    folders = sorted((entry for entry in root.iterdir() if entry.is_dir()
+                      and not entry.name.startswith((".", "__MACOSX"))), key=_folder_order)
     if not folders:
         raise UserError(f"{root}: holds no triplet folders; expected layout: {LAYOUT}")
     triplets = [TripletPaths(name=folder.name, frame0=folder / "frame_00.png",

@@ -119,6 +119,15 @@ def test_ucf_folder_without_ground_truth(tmp_path, capsys):
     assert str(folder / "frame_01_gt.png") in error_line(capsys)
 
 
+def test_ucf_hidden_and_archive_folders_are_not_triplets(tmp_path):
+    root = tmp_path / "ucf"
+    for name in ("1", "12", ".ipynb_checkpoints", "__MACOSX"):
+        (root / name).mkdir(parents=True)
+    splits, _ = test_ucf101.build_splits(test_ucf101.build_parser().parse_args(
+        ["--path", str(root), "--ckpt", "lite"]))
+    assert [triplet.name for triplet in splits[0].triplets] == ["1", "12"]
+
+
 def test_snufilm_list_naming_a_missing_frame_and_a_malformed_line(tmp_path, capsys):
     lists = tmp_path / "eval_modes"
     lists.mkdir()
