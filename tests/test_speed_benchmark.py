@@ -147,11 +147,23 @@ def test_a_value_given_twice_is_one_line(capsys):
         "error: variant 'lite' given twice", "error: --sizes 64x96,64x96: a size is given twice"]
 
 
-def spawned_children(pid: int) -> list[int]:
-    """Processes that `pid` started through multiprocessing's spawn (Linux /proc)."""
+def measuring_children(pid: int) -> list[int]:
+    """Processes that `pid` started through multiprocessing's spawn and that have got as far
+    as importing torch (over 200 MB resident), so `pid` has long returned from starting them
+    (Linux /proc)."""
     children = Path(f"/proc/{pid}/task/{pid}/children")
-    pids = [int(c) for c in children.read_text().split()] if children.exists() else []
-    return [c for c in pids if b"spawn_main" in Path(f"/proc/{c}/cmdline").read_bytes()]
+    found = []
+    for child in [int(c) for c in children.read_text().split()] if children.exists() else []:
+        try:
+            command = Path(f"/proc/{child}/cmdline").read_bytes()
+            status = Path(f"/proc/{child}/status").read_text()
+        except OSError:                  # ended in between
+            continue
+        resident = next((int(line.split()[1]) for line in status.splitlines()
+                         if line.startswith("VmRSS:")), 0)   # kB
+        if b"spawn_main" in command and resident > 200_000:
+            found.append(child)
+    return found
 
 
 @pytest.mark.skipif(not Path("/proc/self/task").is_dir(), reason="reads Linux's /proc")
@@ -165,9 +177,10 @@ def test_sigterm_stops_the_measuring_process_too():
     deadline, children = time.monotonic() + 120, []
     while not children and script.poll() is None and time.monotonic() < deadline:
         time.sleep(0.2)
-        children = spawned_children(script.pid)
+        children = measuring_children(script.pid)
     assert children, "the measuring process never started"
     script.send_signal(signal.SIGTERM)
-    assert script.wait(60) == 143 and script.stderr.read().strip() == "terminated"
+    status, err = script.wait(60), script.stderr.read()
+    assert status == 143 and err.strip().splitlines()[-1:] == ["terminated"], (status, err)
     for child in children:
         assert not Path(f"/proc/{child}").exists()
