@@ -10,6 +10,7 @@ import importlib.util
 import json
 import multiprocessing as mp
 import resource
+import signal
 import subprocess
 import sys
 import time
@@ -25,14 +26,28 @@ SETTLED_FAULTS = 1000          # ... the last one (on a CPU) faulted in this man
 RUNTIME_FILE = Path(__file__).resolve().parent.parent / "network" / "runtime.py"
 
 
+INTERRUPTS = (signal.SIGINT, signal.SIGTERM)
+
+
 def run_in_fresh_process(target, *args) -> int:
-    """`target(*args)` in a fresh (spawned) Python; its exit code. Interrupted while waiting
-    (Ctrl-C, or SIGTERM turned into KeyboardInterrupt), the process is stopped before the
-    interruption goes on, so that no measuring process outlives the script. Queues passed in
-    args come from `mp.get_context("spawn")`."""
+    """`target(*args)` in a fresh (spawned) Python; its exit code. Interrupted (Ctrl-C, or
+    SIGTERM turned into KeyboardInterrupt), the process is stopped before the interruption
+    goes on, so that no measuring process outlives the script. While it is being started
+    (there is no handle to stop it by yet) a Ctrl-C or SIGTERM is only noted, and acted on
+    once it has started. Queues passed in args come from `mp.get_context("spawn")`; call
+    from the main thread."""
     child = mp.get_context("spawn").Process(target=target, args=args)
-    child.start()
+    noted = []
+    handlers = {number: signal.signal(number, lambda number, frame: noted.append(number))
+                for number in INTERRUPTS}
     try:
+        child.start()
+    finally:
+        for number, handler in handlers.items():
+            signal.signal(number, handler)
+    try:
+        for number in noted[:1]:
+            signal.raise_signal(number)      # its own handler acts now: KeyboardInterrupt
         child.join()
     except BaseException:
         child.terminate()
