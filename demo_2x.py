@@ -21,7 +21,7 @@ from network.command_line import CommandLineParser, DefaultsHelpFormatter, log_t
 from network.conversion import (PIPE, check_folder_request, check_video_request, comparison_path,
                                 interpolate_folder, interpolate_video)
 from network.inference import MULTIPLIERS, Interpolator, inference_2frame, interpolate
-from network.interruption import interruption_status, terminate_as_interrupt
+from network.interruption import run_script
 from network.pretrained import PRETRAINED, resolve_checkpoint
 from network.scene import DEFAULT_SCENE_THRESHOLD
 from network.video import (IMAGE_SUFFIXES, check_not_input, check_output_path, describe_image,
@@ -243,19 +243,7 @@ def main(argv: list[str] | None = None) -> int:
     # With --out - stdout carries the video, so every message goes to stderr.
     log_to_console(info_stream=sys.stderr if args.out == PIPE else sys.stdout)
     keep_freed_memory()             # large frames: no page faults for every new tensor
-    try:
-        with terminate_as_interrupt():  # SIGTERM unwinds like Ctrl-C: no partial output
-            _run(args)
-    except UserError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 1
-    except OSError as error:        # e.g. a folder it may not write in: name the file
-        where = f"{error.filename}: " if error.filename else ""
-        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
-        return 1
-    except KeyboardInterrupt as interruption:   # Ctrl-C, or SIGTERM as `Terminated`
-        return interruption_status(interruption)
-    return 0
+    return run_script(lambda: _run(args))   # SIGTERM unwinds like Ctrl-C: no partial output
 
 
 if __name__ == "__main__":

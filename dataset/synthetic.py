@@ -281,7 +281,8 @@ def write_known_motion(root: Path, train: int = 2000, test: int = 48,
     `kinds`; triplet k of a split depends only on (seed, split, k). The two lists are removed
     first and written last, so a set that was not finished (an error, Ctrl-C) is no set at all
     rather than a mix of two. `root` must be new, empty or a set written before (which is
-    replaced): UserError for a folder holding anything else, such as a Vimeo90K copy. `progress`: a progress bar on stderr (once writing takes 2 s).
+    replaced): UserError for a folder holding anything else, such as a Vimeo90K copy.
+    `progress`: a progress bar on stderr (once writing takes 2 s).
     """
     root = Path(root)
     height, width = size

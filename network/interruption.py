@@ -43,13 +43,18 @@ def interruption_status(error: KeyboardInterrupt, hint: str = "") -> int:
 
 def run_script(work: Callable[[], int | None]) -> int:
     """For scripts' `main`: the exit status of `work()` (None: 0), run with SIGTERM unwinding
-    like Ctrl-C; a UserError printed as one line `error: ...` (status 1), an interruption as
-    "interrupted" or "terminated" (130 or 143), neither with a traceback."""
+    like Ctrl-C; a UserError, or an OSError (a folder it may not write in, a full disk: naming
+    the file), printed as one line `error: ...` (status 1), an interruption as "interrupted"
+    or "terminated" (130 or 143), none with a traceback."""
     try:
         with terminate_as_interrupt():
             return work() or 0
     except UserError as error:
         print(f"error: {error}", file=sys.stderr)
+        return 1
+    except OSError as error:
+        where = f"{error.filename}: " if error.filename else ""
+        print(f"error: {where}{error.strerror or error}", file=sys.stderr)
         return 1
     except KeyboardInterrupt as interruption:
         return interruption_status(interruption)

@@ -1,5 +1,6 @@
 """Writing videos: RGB frames encoded at exact timestamps in the chosen codec and depth, copied
 streams muxed beside them, the file renamed into place only when complete."""
+import functools
 import io
 import logging
 import math
@@ -103,23 +104,24 @@ def choose_encoding(path: Path, codec: str | None, pix_fmt: str | None,
     supported = [f.name for f in av.Codec(ENCODERS[codec], "w").video_formats]
     if pix_fmt not in supported:
         raise UserError(f"the {codec} encoder takes {', '.join(supported)}; not {pix_fmt}")
-    with av.open(io.BytesIO(), "w", format=container_format) as container:
-        if codec not in container.supported_codecs:
-            raise UserError(f"{path.suffix} files cannot hold {codec} video")
+    if codec not in supported_codecs(container_format):
+        raise UserError(f"{path.suffix} files cannot hold {codec} video")
     return codec, pix_fmt
 
 
-def codec_name(stream: av.stream.Stream) -> str | None:
-    """The codec of an input stream (None for data streams without one)."""
-    return stream.codec_context.name if stream.codec_context else None
+@functools.cache
+def supported_codecs(container_format: str) -> frozenset[str]:
+    """The codecs FFmpeg's muxer of `container_format` ("mp4", "matroska", ...) can hold."""
+    with av.open(io.BytesIO(), "w", format=container_format) as container:
+        return frozenset(container.supported_codecs)
 
 
 def streams_kept(path: Path, streams: Iterable[av.stream.Stream]) -> list[av.stream.Stream]:
     """The `streams` whose codecs a file of `path`'s container can hold (a `VideoWriter` to
     `path` copies these and leaves the others out with a warning)."""
-    with av.open(io.BytesIO(), "w", format=CONTAINER_FORMATS[path.suffix.lower()]) as container:
-        supported = container.supported_codecs
-    return [stream for stream in streams if codec_name(stream) in supported]
+    supported = supported_codecs(CONTAINER_FORMATS[path.suffix.lower()])
+    return [stream for stream in streams
+            if stream.codec_context and stream.codec_context.name in supported]
 
 
 def encoder_options(codec: str, crf: int, preset: str) -> dict[str, str]:
@@ -239,11 +241,12 @@ class VideoWriter:
     def _add_copied_streams(self, streams: Iterable[av.stream.Stream]) -> dict[
             int, tuple[av.stream.Stream, av.stream.Stream]]:
         """{input stream index: (input stream, output stream)} for the streams kept."""
-        supported = self.container.supported_codecs
+        streams = list(streams)
+        kept = streams_kept(self.path, streams)      # as interpolate_video's timeline counts
         copied = {}
         for stream in streams:
-            codec = codec_name(stream)
-            if codec not in supported:
+            if stream not in kept:
+                codec = stream.codec_context.name if stream.codec_context else None
                 log.warning("leaving out %s stream #%d (%s): %s files cannot hold it",
                             stream.type, stream.index, codec, self.path.suffix)
                 continue
